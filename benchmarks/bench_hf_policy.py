@@ -26,7 +26,7 @@ from spo3.envs.prompts import render_prompt
 from spo3.policies.base import PolicyInput
 from spo3.policies.hf import HFPolicy, build_hf_policy
 from spo3.rollout.common import StepSample
-from spo3.update import build_optimizer, ppo_update
+from spo3.training.update import build_optimizer, ppo_update
 
 ROOMS = ["kitchen", "pantry", "hallway", "garden", "cellar", "attic", "bedroom", "study"]
 

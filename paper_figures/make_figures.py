@@ -7,7 +7,7 @@ Each experiment trains its variants for several seeds from one base config (runs
 <out>/runs/<experiment>/ and reused when present), then writes <out>/<experiment>.png (learning curves at equal
 environment-step budgets) and <out>/<experiment>.json (success at half and the full common budget with 95%
 intervals, total environment steps, unique states). Nothing here recomputes a metric its own way: it calls
-spo3.compare and spo3.report.
+spo3.experiments.compare and spo3.metrics.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from spo3.compare import Variant, format_summary, plot_variants, run_variants, summarise
-from spo3.quickstart import CONFIG
+from spo3.experiments.compare import Variant, format_summary, plot_variants, run_variants, summarise
+from spo3.experiments.quickstart import CONFIG
 
 OUT = Path(__file__).resolve().parent / "out"
 

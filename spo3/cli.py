@@ -20,8 +20,8 @@ __all__ = ["main"]
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from spo3.config import TrainConfig, load_config
-    from spo3.configuration import describe
-    from spo3.train import train
+    from spo3.config.loading import describe
+    from spo3.training.loop import train
 
     if args.help_config:
         print("Fields of a training config (YAML keys; override on the command line as key.sub=value):\n")
@@ -40,10 +40,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from spo3.builders import build_env, build_policy, env_corpus, task_list
-    from spo3.checkpoint import latest_checkpoint, load_checkpoint
+    from spo3.training.builders import build_env, build_policy, env_corpus, task_list
+    from spo3.training.checkpoint import latest_checkpoint, load_checkpoint
     from spo3.config import load_config
-    from spo3.evaluate import evaluate
+    from spo3.training.evaluate import evaluate
 
     target = Path(args.run)
     if (target / "manifest.json").exists():
@@ -92,7 +92,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_quickstart(args: argparse.Namespace) -> int:
-    from spo3.quickstart import run_quickstart
+    from spo3.experiments.quickstart import run_quickstart
 
     run_quickstart(profile=args.profile, output_dir=args.out)
     return 0
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from spo3.configuration import ConfigError
+    from spo3.config.loading import ConfigError
 
     try:
         return args.fn(args)

@@ -7,7 +7,7 @@ import pytest
 
 from spo3.cli import main
 from spo3.config import load_config
-from spo3.report import read_metrics
+from spo3.metrics import read_metrics
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
 SMALL = Path(__file__).resolve().parents[1] / "configs" / "textworld_tabular.yaml"

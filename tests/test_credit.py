@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spo3.config import AlgoConfig
-from spo3.credit import assign_advantages
+from spo3.training.credit import assign_advantages
 from spo3.policies.base import PolicyInput, Response
 from spo3.rollout.common import StepSample
 

@@ -6,10 +6,10 @@ that a broken sign or a silent no-op update fails them.
 
 import pytest
 
-from spo3.compare import Variant, variant_config
-from spo3.quickstart import CONFIG
-from spo3.report import read_metrics
-from spo3.train import train
+from spo3.experiments.compare import Variant, variant_config
+from spo3.experiments.quickstart import CONFIG
+from spo3.metrics import read_metrics
+from spo3.training.loop import train
 
 
 def quickstart_config(algo, seed, iterations, output_dir, extra):

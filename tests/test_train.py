@@ -6,14 +6,14 @@ import shutil
 import numpy as np
 import pytest
 
-import spo3.train as train_module
-from spo3.checkpoint import CheckpointError, latest_checkpoint, verify_checkpoint
+import spo3.training.loop as train_module
+from spo3.training.checkpoint import CheckpointError, latest_checkpoint, verify_checkpoint
 from spo3.config import load_config
-from spo3.credit import assign_advantages
-from spo3.report import read_metrics
+from spo3.training.credit import assign_advantages
+from spo3.metrics import read_metrics
 from spo3.rollout.tree import TreeSearch, TreeSettings
 from spo3.state import StateStore
-from spo3.train import train
+from spo3.training.loop import train
 from tests.fakes import GraphEnv, ScriptedPolicy
 
 

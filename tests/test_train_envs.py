@@ -3,8 +3,8 @@
 import pytest
 
 from spo3.config import load_config
-from spo3.report import read_metrics
-from spo3.train import train
+from spo3.metrics import read_metrics
+from spo3.training.loop import train
 from tests._data import shared_data_dir
 
 

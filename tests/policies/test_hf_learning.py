@@ -8,7 +8,7 @@ from spo3.config import OptimConfig
 from spo3.core.advantage import episode_advantages
 from spo3.policies.tabular import format_action
 from spo3.rollout.common import StepSample
-from spo3.update import build_optimizer, ppo_update
+from spo3.training.update import build_optimizer, ppo_update
 from tests.policies.helpers import DECISIONS
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import spo3.policies.hf as hf_module
-from spo3.builders import build_policy
+from spo3.training.builders import build_policy
 from spo3.config import PolicyConfig
 from spo3.policies.base import Response
 from spo3.policies.hf import HFPolicy, token_logprobs_and_entropy

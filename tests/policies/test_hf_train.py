@@ -3,8 +3,8 @@
 
 from spo3.config import load_config
 from spo3.policies.hf import HFPolicy
-from spo3.report import read_metrics
-from spo3.train import train
+from spo3.metrics import read_metrics
+from spo3.training.loop import train
 from tests.fakes import GraphEnv
 
 

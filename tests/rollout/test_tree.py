@@ -15,7 +15,7 @@ import pytest
 
 from spo3.config import AlgoConfig
 from spo3.core.score import ScoreParams
-from spo3.credit import assign_advantages
+from spo3.training.credit import assign_advantages
 from spo3.rollout.group import group_rollout
 from spo3.rollout.tree import TreeSearch, TreeSettings
 from spo3.state import StateStore, state_key

@@ -36,7 +36,9 @@ from typing import Any
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 from spo3.envs.webshop.catalogue import Catalogue, Product, load_catalogue
 from spo3.envs.webshop.goals import Goal, build_goals, goal_ids
+from spo3.envs.webshop.oracle import WebShopOracle
 from spo3.envs.webshop.pages import (
+    PRODUCTS_PER_PAGE,
     SUB_PAGES,
     Page,
     done_page,
@@ -52,8 +54,6 @@ __all__ = ["PRODUCTS_PER_PAGE", "SEARCH_RETURN_N", "WebShopEnv", "WebShopSnapsho
 
 SEARCH_RETURN_N = 50
 """Hits a search returns (upstream ``SEARCH_RETURN_N``)."""
-PRODUCTS_PER_PAGE = 10
-"""Results per page (upstream ``PRODUCT_WINDOW``)."""
 SEARCH_BAR_ACTION = "search[<your query>]"
 _ACTION = re.compile(r"(.+)\[(.+)\]")
 _CACHE_SIZE = 4096
@@ -329,7 +329,6 @@ class WebShopEnv(TextEnv):
 
     def walkthrough(self, task_id: str) -> list[str] | None:
         """The oracle's winning action sequence for ``task_id`` (None if it does not win); keeps the current episode."""
-        from spo3.envs.webshop.oracle import WebShopOracle  # the oracle drives this class
 
         saved = self.snapshot() if self._state is not None else None
         oracle = WebShopOracle(self)

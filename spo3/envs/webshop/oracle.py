@@ -8,21 +8,37 @@ its own history, so it continues correctly from any restored snapshot. Used for 
 
 from __future__ import annotations
 
+from typing import Any, Protocol
+
 from spo3.envs.base import Observation
-from spo3.envs.webshop.env import PRODUCTS_PER_PAGE, WebShopEnv
-from spo3.envs.webshop.pages import SUB_PAGES
+from spo3.envs.webshop.catalogue import Catalogue
+from spo3.envs.webshop.goals import Goal
+from spo3.envs.webshop.pages import PRODUCTS_PER_PAGE, SUB_PAGES, Page
 
 __all__ = ["WebShopOracle"]
 
 
+class Shop(Protocol):
+    """What the oracle reads of a shop (:class:`spo3.envs.webshop.env.WebShopEnv` provides it); a protocol, so that
+    the environment can use the oracle for its walkthroughs without an import cycle."""
+
+    product_catalogue: Catalogue
+    state: Any
+    page: Page
+
+    def goal(self, task_id: str) -> Goal: ...
+
+    def search(self, query: str) -> Any: ...
+
+
 class WebShopOracle:
-    """Goal-aware expert policy for a :class:`WebShopEnv`.
+    """Goal-aware expert policy for a WebShop environment.
 
     Args:
       env: the environment whose episodes it plays (it reads the goal and the current state from it).
     """
 
-    def __init__(self, env: WebShopEnv) -> None:
+    def __init__(self, env: Shop) -> None:
         self.env = env
 
     def _instruction_query(self, task_id: str) -> str:

@@ -19,10 +19,12 @@ from typing import Mapping, Sequence
 
 from spo3.envs.webshop.catalogue import Product
 
-__all__ = ["Page", "SEP", "SUB_PAGES", "done_page", "format_observation", "item_page", "results_page", "search_page",
+__all__ = ["PRODUCTS_PER_PAGE", "Page", "SEP", "SUB_PAGES", "done_page", "format_observation", "item_page", "results_page", "search_page",
            "sub_page"]
 
 SEP = " [SEP] "
+PRODUCTS_PER_PAGE = 10
+"""Results per page (upstream ``PRODUCT_WINDOW``)."""
 SUB_PAGES = ("description", "features", "reviews")
 """Item sub-pages (upstream also has "attributes", shown only with ``show_attrs=True``, never used by 3SPO)."""
 

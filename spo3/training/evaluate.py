@@ -15,7 +15,7 @@ import numpy as np
 
 from spo3.envs.base import TextEnv
 from spo3.policies.base import Policy
-from spo3.report import wilson_interval
+from spo3.metrics import wilson_interval
 from spo3.rollout.group import group_rollout
 from spo3.state.keys import Scope
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
-from spo3.configuration import ConfigError, apply_overrides, check, from_dict, load_yaml
+from spo3.config.loading import ConfigError, apply_overrides, check, from_dict, load_yaml
 from spo3.core.loss import AGG_MODES
 from spo3.core.score import ScoreParams
 

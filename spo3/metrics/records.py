@@ -1,82 +1,20 @@
-"""Metrics records, statistics for honest comparisons, and plotting helpers.
+"""Run records: the per-iteration metrics files a run writes, and reading them back as curves.
 
-Notebooks and ``paper_figures/`` read logged runs through :func:`read_metrics` and compute every aggregate with
-the functions here, never their own way.
+Notebooks and ``paper_figures/`` read logged runs through :func:`read_metrics` and aggregate them with
+:mod:`spo3.metrics.stats`, never their own way.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = [
-    "MetricsLogger",
-    "bootstrap_ci",
-    "common_budget",
-    "curves_on_grid",
-    "flatten",
-    "iqm",
-    "mean_ci_over_seeds",
-    "plot_learning_curves",
-    "read_metrics",
-    "series",
-    "wilson_interval",
-]
-
-
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (exact-enough at small n, never outside [0, 1])."""
-    if n == 0:
-        return (0.0, 1.0)
-    from statistics import NormalDist
-
-    z = NormalDist().inv_cdf(0.5 + confidence / 2)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def iqm(scores: np.ndarray) -> float:
-    """Interquartile mean over all entries (rliable's aggregate_iqm): the mean of the middle 50%."""
-    x = np.sort(np.asarray(scores, dtype=np.float64).ravel())
-    n = len(x)
-    if n == 0:
-        return float("nan")
-    cut = int(math.floor(0.25 * n))
-    return float(x[cut : n - cut].mean())
-
-
-def bootstrap_ci(
-    values: Sequence[float], statistic=np.mean, n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over ``values`` (e.g. per-seed final success rates)."""
-    x = np.asarray(values, dtype=np.float64)
-    if len(x) == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    stats = np.array([statistic(x[rng.integers(0, len(x), len(x))]) for _ in range(n_boot)])
-    lo, hi = np.quantile(stats, [(1 - confidence) / 2, 1 - (1 - confidence) / 2])
-    return float(lo), float(hi)
-
-
-def mean_ci_over_seeds(curves: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and Student-t interval across seeds of curves shaped ``(n_seeds, n_points)``."""
-    from scipy import stats
-
-    curves = np.asarray(curves, dtype=np.float64)
-    mean = curves.mean(0)
-    if curves.shape[0] < 2:
-        return mean, mean.copy(), mean.copy()
-    half = stats.t.ppf(0.5 + confidence / 2, curves.shape[0] - 1) * curves.std(0, ddof=1) / math.sqrt(curves.shape[0])
-    return mean, mean - half, mean + half
+__all__ = ["MetricsLogger", "common_budget", "curves_on_grid", "flatten", "read_metrics", "series"]
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -217,32 +155,3 @@ def curves_on_grid(
 def common_budget(groups: Mapping[str, Sequence[str | Path]], x: str = "env_steps_total", y: str = "eval/success_rate") -> float:
     """The largest ``x`` every run of every group reached (where methods can be compared at equal cost)."""
     return min(series(read_metrics(d), x, y)[0][-1] for dirs in groups.values() for d in dirs)
-
-
-def plot_learning_curves(
-    groups: Mapping[str, Sequence[str | Path]],
-    x: str = "env_steps_total",
-    y: str = "eval/success_rate",
-    ax=None,
-    xlabel: str = "environment steps",
-    ylabel: str = "success rate (evaluation)",
-):
-    """One line per method: the mean over seeds with a 95% Student-t band, each up to the budget all of its seeds
-    reached; a dashed line marks the budget every method reached (compare the methods left of it)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 4))
-    for label, dirs in groups.items():
-        grid, curves = curves_on_grid(dirs, x, y, points=100)
-        mean, lo, hi = mean_ci_over_seeds(curves)
-        ax.plot(grid, mean, label=f"{label} (n={len(dirs)} seeds)")
-        ax.fill_between(grid, np.clip(lo, 0, 1), np.clip(hi, 0, 1), alpha=0.2)
-    if len(groups) > 1:
-        ax.axvline(common_budget(groups, x, y), color="grey", linestyle="--", linewidth=1, label="equal-budget limit")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(-0.02, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return ax

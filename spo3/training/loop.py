@@ -1,7 +1,7 @@
 """The training loop: rollout -> statistics -> rewards -> advantages -> update, once per iteration.
 
     from spo3.config import load_config
-    from spo3.train import train
+    from spo3.training.loop import train
     run_dir = train(load_config("configs/textworld_tabular.yaml", ["algo.name=grpo"]))
 
 GRPO and GiGPO roll out ``group_size`` episodes per task and update once per iteration. 3SPO runs the ranked
@@ -24,19 +24,19 @@ import numpy as np
 import torch
 import yaml
 
-from spo3.builders import build_env, build_policy, env_corpus, task_list
-from spo3.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from spo3.training.builders import build_env, build_policy, env_corpus, task_list
+from spo3.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from spo3.config import TrainConfig
-from spo3.configuration import to_dict
-from spo3.credit import assign_advantages
+from spo3.config.loading import to_dict
+from spo3.training.credit import assign_advantages
 from spo3.envs.base import TextEnv
-from spo3.evaluate import evaluate
-from spo3.report import MetricsLogger
+from spo3.training.evaluate import evaluate
+from spo3.metrics import MetricsLogger
 from spo3.rollout.common import RolloutResult, StepSample
 from spo3.rollout.group import group_rollout
 from spo3.rollout.tree import TreeSearch, TreeSettings
 from spo3.state.store import StateStore
-from spo3.update import build_optimizer, ppo_update
+from spo3.training.update import build_optimizer, ppo_update
 
 __all__ = ["TaskSampler", "train"]
 
@@ -213,7 +213,7 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         rng.bit_generator.state = ckpt.trainer["rng"]
         logger.truncate(start)
     elif cfg.warm_start.epochs > 0:
-        from spo3.warm_start import warm_start
+        from spo3.training.warm_start import warm_start
 
         warm_losses = warm_start(policy, env, train_tasks, cfg)
 

@@ -15,8 +15,8 @@ from typing import Sequence
 import numpy as np
 
 from spo3.config import TrainConfig, load_config
-from spo3.report import common_budget, curves_on_grid, mean_ci_over_seeds, plot_learning_curves, read_metrics
-from spo3.train import train
+from spo3.metrics import common_budget, curves_on_grid, mean_ci_over_seeds, plot_learning_curves, read_metrics
+from spo3.training.loop import train
 
 __all__ = ["Variant", "format_summary", "plot_variants", "run_variants", "summarise", "variant_config"]
 

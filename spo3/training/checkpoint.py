@@ -24,7 +24,7 @@ from spo3.state.store import StateStore
 
 __all__ = ["CheckpointError", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
-FORMAT = "spo3.checkpoint"
+FORMAT = "spo3.training.checkpoint"
 VERSION = 1
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from spo3.compare import Variant, format_summary, plot_variants, run_variants, summarise
+from spo3.experiments.compare import Variant, format_summary, plot_variants, run_variants, summarise
 
 __all__ = ["CONFIG", "PROFILES", "QuickstartProfile", "run_quickstart"]
 

@@ -1,0 +1,19 @@
+"""Recording runs and comparing them honestly: metrics files, interval statistics, learning-curve plots."""
+
+from spo3.metrics.plots import plot_learning_curves
+from spo3.metrics.records import MetricsLogger, common_budget, curves_on_grid, flatten, read_metrics, series
+from spo3.metrics.stats import bootstrap_ci, iqm, mean_ci_over_seeds, wilson_interval
+
+__all__ = [
+    "MetricsLogger",
+    "bootstrap_ci",
+    "common_budget",
+    "curves_on_grid",
+    "flatten",
+    "iqm",
+    "mean_ci_over_seeds",
+    "plot_learning_curves",
+    "read_metrics",
+    "series",
+    "wilson_interval",
+]
