@@ -15,7 +15,8 @@ Per task, per iteration, starting at the task's reset state s:
 Expansions of all tasks in a round go to the policy as one batch. After each round the search yields the round's
 step samples, so the trainer can update the policy between rounds (the paper's post-step optimisation) or collect
 them for one update per iteration. The n children of one expansion form a sibling group (their advantage is
-relative to each other); a single child (n = 1) forms no comparison and gets advantage 0.
+relative to each other; a node expanded twice gives two groups); a single child (n = 1) forms no comparison and
+gets advantage 0.
 """
 
 from __future__ import annotations
@@ -158,6 +159,10 @@ class TreeSearch:
         return None
 
     def _expand(self, tree: _Tree, node: Node, inp: PolicyInput, responses: list[Response]) -> list[StepSample]:
+        # The sibling group is this expansion, not the node: a node expanded twice (the root, without
+        # backtracking) gives two groups whose children were never compared with each other.
+        siblings = (tree.index, self.stats.expansions)
+        self.stats.expansions += 1
         children, samples = [], []
         for response in responses:
             child, tr, action, valid = self.stepper.step(tree.env, node, response)
@@ -167,11 +172,10 @@ class TreeSearch:
                 StepSample(
                     task_id=tree.task_id, input=inp, response=response, action=action, valid=valid, key=node.key,
                     next_key=child.key, anchor=node.obs.text, env_reward=tr.reward, won=tr.won, done=tr.done,
-                    group=tree.index, traj=child.node_id, step_group=(tree.index, node.node_id),
+                    group=tree.index, traj=child.node_id, step_group=siblings,
                 )
             )
         tree.steps += len(children)
-        self.stats.expansions += 1
 
         t0 = time.perf_counter()
         rewards = self._rewards(node, children, samples)

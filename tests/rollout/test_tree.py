@@ -141,6 +141,19 @@ def test_without_backtracking_restarts_from_root():
     assert expanded_states(policy)[:3] == ["A", "B", "A"]
 
 
+def test_every_expansion_is_its_own_sibling_group():
+    # Without backtracking the search re-expands the root A: each expansion's children compare only with each
+    # other, so two expansions of one node must not share a label.
+    env, policy, store, search = make(max_trajectories=3, backtracking=False)
+    list(search.rounds())
+    sizes = {}
+    for s in search.result.samples:
+        sizes[s.step_group] = sizes.get(s.step_group, 0) + 1
+    assert expanded_states(policy).count("A") >= 2
+    assert len(sizes) == search.result.stats.expansions
+    assert sorted(sizes.values()) == sorted(n for call in policy.calls for _, n in call)
+
+
 def test_without_adaptive_rollouts_n_is_g_max_even_when_truncated():
     store = StateStore(ScoreParams(g_max=2, xi=1))
     store.record_trajectory([key("B")], won=False)
