@@ -49,6 +49,11 @@ def test_3spo_is_really_active(tmp_path, monkeypatch):
     n_values = set().union(*(r["n_hist"] for r in records))
     assert len(n_values) > 1, f"n never varied with the store: {n_values}"
     assert records[-1]["unique_states"] > 0
+    for r in records:  # hard per-task budgets (max_trajectories=4), logged per iteration
+        use = r["per_task"]
+        assert use["finished_max"] <= 4 and use["steps_max"] <= 400
+        assert use["finished_mean"] * 2 == r["finished_trajectories"] and use["steps_mean"] * 2 == r["env_steps"]
+    assert sum(r["per_task"]["trajectory_budget_hits"] for r in records) > 0
     store = StateStore.load(latest_checkpoint(run) / StateStore.FILENAME)
     assert store.t == 1 + sum(r["finished_trajectories"] for r in records)
 

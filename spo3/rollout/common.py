@@ -128,7 +128,11 @@ class RolloutStats:
     truncations: int = 0
     expansions: int = 0
     n_hist: Counter = field(default_factory=Counter)
-    """How often each rollout count n was allocated (tree mode)."""
+    """How often each rollout count n of Eq. 3 was allocated (tree mode; before the budget cap)."""
+    task_finished: list[int] = field(default_factory=list)
+    """Finished trajectories of each task (tree mode: truncated branches included)."""
+    task_steps: list[int] = field(default_factory=list)
+    """Environment steps of each task."""
     time_generate: float = 0.0
     time_env: float = 0.0
     time_score: float = 0.0

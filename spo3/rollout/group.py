@@ -77,4 +77,6 @@ def group_rollout(
             else:
                 still_active.append((i, j, child))
         active = still_active
+    stats.task_finished = [group_size] * len(tasks)
+    stats.task_steps = [sum(1 for s in samples if s.group == i) for i in range(len(tasks))]
     return RolloutResult(samples, trajectories, stats)

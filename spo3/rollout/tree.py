@@ -3,14 +3,18 @@
 Per task, per iteration, starting at the task's reset state s:
 
 1. n = num_rollouts(S(s)) with S from the *frozen* store snapshot of the iteration (Eq. 1, 3).
-2. n = 0: the branch is truncated and ends as a failure. n >= 1: n responses are sampled in one batched policy
-   call; each is applied to a restored snapshot of s, giving n children that are scored with R_3SPO (Eq. 2;
-   novelty = the state key changed, success = won) minus the invalid-action penalty.
+2. n = 0: the branch is truncated and ends as a failed finished trajectory (it counts against the trajectory
+   budget and enters the store, but takes no environment step). n >= 1: n' = min(n, trajectories left, steps
+   left) responses are sampled in one batched policy call, so that no child is stepped past a budget even if
+   every child ends the episode; each is applied to a restored snapshot of s, giving n' children that are scored
+   with R_3SPO (Eq. 2; novelty = the state key changed, success = won) minus the invalid-action penalty.
 3. The children are ranked by reward; the search descends into the best one and pushes the other unfinished ones
    (already stepped, never re-generated) on a stack, so that the next-best is on top.
 4. A child that ends the episode (won or step limit) is a finished trajectory. When the branch being followed
    finishes, the search backtracks to the top of the stack by restoring that child's snapshot.
-5. The search stops when the task's budget of finished trajectories or environment steps is spent.
+5. The search stops when the task's budget of finished trajectories (``max_trajectories``) or environment steps
+   (``max_env_steps``) is spent, both hard limits, or when the stack is empty. Children still on the stack then
+   were stepped (their steps count) but never finished: they are no trajectory and do not enter the store.
 
 Expansions of all tasks in a round go to the policy as one batch. After each round the search yields the round's
 step samples, so the trainer can update the policy between rounds (the paper's post-step optimisation) or collect
@@ -130,6 +134,8 @@ class TreeSearch:
                 round_samples += self._expand(tree, node, inp, resps)
             self.samples += round_samples
             yield round_samples
+        self.stats.task_finished = [tree.finished for tree in trees]
+        self.stats.task_steps = [tree.steps for tree in trees]
         self.result = RolloutResult(self.samples, self.trajectories, self.stats)
 
     def _allocation(self, node: Node) -> int:
@@ -141,17 +147,22 @@ class TreeSearch:
             n = 1
         return n
 
-    def _next_expansion(self, tree: _Tree) -> tuple[Node, int] | None:
-        """The node the tree expands next and its n, finishing truncated branches on the way; None when done."""
+    def _budget_left(self, tree: _Tree) -> int:
+        """Children the tree may still sample: each may finish a trajectory and takes one environment step."""
         s = self.settings
-        while tree.current is not None and tree.finished < s.max_trajectories and tree.steps < s.max_env_steps:
+        return min(s.max_trajectories - tree.finished, s.max_env_steps - tree.steps)
+
+    def _next_expansion(self, tree: _Tree) -> tuple[Node, int] | None:
+        """The node the tree expands next and its n' (n capped by the budget), finishing truncated branches on the
+        way; None when done."""
+        while tree.current is not None and self._budget_left(tree) > 0:
             node = tree.current
             t0 = time.perf_counter()
             n = self._allocation(node)
             self.stats.time_score += time.perf_counter() - t0
             self.stats.n_hist[n] += 1
             if n > 0:
-                return node, n
+                return node, min(n, self._budget_left(tree))
             self.stats.truncations += 1
             self._finish(tree, node, truncated=True)
             tree.current = None if node is tree.root else self._after_branch(tree)

@@ -101,6 +101,15 @@ def _iteration_metrics(
     loss = {k: float(np.mean([d[k] for d in updates.diags if k in d])) for k in diag_keys}
     loss["optimizer_steps"] = int(sum(d.get("optimizer_steps", 0) for d in updates.diags))
     n_sibling = Counter(s.step_group for s in result.samples)
+    budget = {
+        "finished_max": max(stats.task_finished, default=0),
+        "finished_mean": float(np.mean(stats.task_finished)) if stats.task_finished else 0.0,
+        "steps_max": max(stats.task_steps, default=0),
+        "steps_mean": float(np.mean(stats.task_steps)) if stats.task_steps else 0.0,
+    }
+    if cfg.algo.name == "3spo":  # tasks whose search stopped because a budget was spent
+        budget["trajectory_budget_hits"] = sum(f >= cfg.algo.max_trajectories for f in stats.task_finished)
+        budget["step_budget_hits"] = sum(n >= cfg.algo.max_env_steps for n in stats.task_steps)
     return {
         "iteration": iteration,
         "algorithm": cfg.algo.name,
@@ -115,6 +124,7 @@ def _iteration_metrics(
         "generated_tokens": stats.generated_tokens,
         "generated_tokens_total": counters.generated_tokens,
         "policy_calls": stats.policy_calls,
+        "per_task": budget,
         "step_samples": len(result.samples),
         "sibling_groups": sum(1 for c in n_sibling.values() if c > 1) if cfg.algo.name == "3spo" else 0,
         "time": {

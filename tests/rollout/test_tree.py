@@ -10,8 +10,12 @@ The scripted policy answers, at each state, with that state's two listed replies
 no-op that keeps the state key).
 """
 
+from collections import Counter
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spo3.config import AlgoConfig
 from spo3.core.score import ScoreParams
@@ -132,7 +136,43 @@ def test_single_rollout_forms_no_sibling_group():
 def test_env_step_budget():
     env, policy, store, search = make(max_trajectories=100, max_env_steps=3)
     list(search.rounds())
-    assert search.result.stats.env_steps == 4  # two expansions of 2 children, then 4 >= 3 stops the search
+    # A gets its 2 children, B only 1 (the steps left); the stacked child C is never finished.
+    assert search.result.stats.env_steps == 3
+    assert [call[0][1] for call in policy.calls] == [2, 1]
+    assert search.result.stats.n_hist == {2: 2}  # Eq. 3's n, before the budget cap
+    assert search.result.stats.task_steps == [3] and search.result.stats.task_finished == [1]  # B's child won
+
+
+def test_one_expansion_cannot_finish_more_than_the_trajectory_budget():
+    # Every child of A wins at once: with G_max = 4 and a budget of 2 trajectories, A gets only 2 children.
+    env = GraphEnv({"A": {"go w": "W"}}, {"t": "A"}, goals={"W"}, max_steps=5)
+    policy = ScriptedPolicy(lambda inp, i: "go w")
+    search = TreeSearch([env], ["t"], policy, StateStore(ScoreParams(g_max=4)).snapshot(),
+                        TreeSettings(max_trajectories=2), np.random.default_rng(0))
+    list(search.rounds())
+    assert len(search.result.trajectories) == 2 and policy.calls == [[(policy.calls[0][0][0], 2)]]
+
+
+@given(
+    max_trajectories=st.integers(1, 6), max_env_steps=st.integers(1, 14), g_max=st.integers(1, 3),
+    backtracking=st.booleans(), adaptive=st.booleans(), truncate_b=st.booleans(),
+)
+def test_budgets_are_hard(max_trajectories, max_env_steps, g_max, backtracking, adaptive, truncate_b):
+    store = StateStore(ScoreParams(g_max=g_max, xi=1))
+    if truncate_b:
+        store.record_trajectory([key("B")], won=False)  # truncated branches count as finished trajectories
+    env = GraphEnv(GRAPH, {"t0": "A", "t1": "C"}, goals={"WIN"}, max_steps=4)
+    policy = ScriptedPolicy(lambda inp, i: REPLIES[inp.actions][i % 2])
+    settings = TreeSettings(max_trajectories=max_trajectories, max_env_steps=max_env_steps, backtracking=backtracking,
+                            adaptive_rollouts=adaptive)
+    search = TreeSearch([env, env], ["t0", "t1"], policy, store.snapshot(), settings, np.random.default_rng(0))
+    list(search.rounds())
+    result = search.result
+    finished = Counter(t.task_id for t in result.trajectories)
+    steps = Counter(s.group for s in result.samples)
+    assert result.stats.task_finished == [finished["t0"], finished["t1"]]
+    assert result.stats.task_steps == [steps[0], steps[1]]
+    assert max(result.stats.task_finished) <= max_trajectories and max(result.stats.task_steps) <= max_env_steps
 
 
 def test_without_backtracking_restarts_from_root():
@@ -197,7 +237,7 @@ def test_frontier_pops_next_best_sibling():
     env = GraphEnv(graph, {"t": "A"}, goals={"W"}, max_steps=10)
     policy = ScriptedPolicy(lambda inp, i: replies[inp.actions][i % 3])
     search = TreeSearch([env], ["t"], policy, StateStore(ScoreParams(g_max=3)).snapshot(),
-                        TreeSettings(max_trajectories=2, max_env_steps=9), np.random.default_rng(0))
+                        TreeSettings(max_trajectories=3, max_env_steps=9), np.random.default_rng(0))
     list(search.rounds())
     assert expanded_states(policy)[:2] == ["A", "Y"]
     assert search.result.trajectories[0].won
@@ -211,7 +251,7 @@ def test_truncated_child_scored_as_unresolved_on_request():
     store.record_trajectory([key("A")], won=True)  # A: SR 0.5 > zeta -> kept, S(A) = 1 (alpha 0)
     rewards = {}
     for flag in (False, True):
-        env, policy, _, search = make(store=store, max_trajectories=1, truncated_as_unresolved=flag)
+        env, policy, _, search = make(store=store, max_trajectories=2, truncated_as_unresolved=flag)
         next(search.rounds())
         rewards[flag] = {s.action: s.reward for s in search.samples}
     w = 0.5 * np.exp(-0.1 * 2)
