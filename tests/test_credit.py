@@ -42,14 +42,32 @@ def test_grpo_rows_carry_episode_reward_minus_own_penalty():
     assert [s.advantage for s in samples] == pytest.approx(expected)
 
 
-def test_gigpo_adds_anchor_group_advantage_of_discounted_returns():
+# GiGPO on batch(): episode rows [1, 1, 0, -0.1 | 0] (group 0 mean 0.475, unbiased std 0.6075908711186061; task 1 a
+# singleton: mean 0, std 1); discounted returns [0.95, 1, 0, -0.1, 0]; the only step group of size > 1 is anchor
+# (0, "a") = rows 0, 2 (mean 0.475, std 0.95 / sqrt 2). One mode for both terms, as upstream's ``mode``.
+GIGPO_GOLDEN = {
+    # both terms centred: episode [0.525, 0.525, -0.475, -0.575, 0] + step [0.475, 0, -0.475, 0, 0]
+    "mean_norm": [1.0, 0.525, -0.95, -0.575, 0.0],
+    # both divided by std + 1e-6: episode [0.86407, 0.86407, -0.78177, -0.94636, 0] + step [0.70711, 0, -0.70711, 0, 0]
+    "mean_std_norm": [1.5711725881632144, 0.864066859606679, -1.4888805062959116, -0.9463589414739816, 0.0],
+}
+
+
+@pytest.mark.parametrize("mode", [None, "mean_norm", "mean_std_norm"])
+def test_gigpo_adds_anchor_group_advantage_of_discounted_returns(mode):
     samples = batch()
-    adv = assign_advantages(samples, AlgoConfig(name="gigpo", gamma=0.95))
-    # returns: (0,0) -> [0.95, 1.0]; (0,1) -> [0, 0 - 0.1]; anchor groups (0,"a") = rows 0, 2: centred +-0.475
+    algo = AlgoConfig(name="gigpo", gamma=0.95, **({"gigpo_mode": mode} if mode else {}))
+    adv = assign_advantages(samples, algo)
     assert [s.reward for s in samples] == pytest.approx([0.95, 1.0, 0.0, -0.1, 0.0])
-    expected = [1.339066859606679, 0.864066859606679, -1.256774777739376, -0.9463589414739816, 0.0]
-    np.testing.assert_allclose(adv, expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(adv, GIGPO_GOLDEN[mode or "mean_norm"], rtol=1e-12, atol=1e-12)  # default: upstream's
     assert samples[0].step_group == samples[2].step_group != samples[1].step_group
+
+
+def test_gigpo_mode_is_checked():
+    from spo3.config import ConfigError
+
+    with pytest.raises(ConfigError, match="gigpo_mode"):
+        AlgoConfig(gigpo_mode="std_norm")
 
 
 def test_gigpo_state_key_anchor_option():
@@ -68,7 +86,7 @@ def test_spo3_sibling_groups_centre_rewards():
     adv = assign_advantages(samples, AlgoConfig(name="3spo"))
     np.testing.assert_allclose(adv, [0.5 - 1.4 / 3, 1.0 - 1.4 / 3, -0.1 - 1.4 / 3, 0.0], atol=1e-12)
     std = np.std([0.5, 1.0, -0.1], ddof=1)
-    adv_std = assign_advantages(samples, AlgoConfig(name="3spo", step_normalize_std=True))
+    adv_std = assign_advantages(samples, AlgoConfig(name="3spo", sibling_normalize_std=True))
     np.testing.assert_allclose(adv_std[:3], (np.array([0.5, 1.0, -0.1]) - 1.4 / 3) / (std + 1e-6), atol=1e-12)
 
 
@@ -79,7 +97,7 @@ def test_spo3_episode_term_uses_subtree_outcomes():
         sample(0, 13, "s", 0.0, step_group=(0, 1), reward=0.5),  # its subtree never finished: no episode term
     ]
     outcomes = {11: [1, 1], 12: [0]}
-    cfg = AlgoConfig(name="3spo", episode_weight=0.5, update_schedule="per_iteration", episode_normalize_std=False)
+    cfg = AlgoConfig(name="3spo", episode_weight=0.5, update_schedule="per_iteration", norm_adv_by_std=False)
     adv = assign_advantages(samples, cfg, outcomes)
     np.testing.assert_allclose(adv, [0.5 * 0.5, -0.5 * 0.5, 0.0], atol=1e-12)
     with pytest.raises(ValueError, match="outcomes"):

@@ -15,6 +15,8 @@ from spo3.config.loading import ConfigError, apply_overrides, check, from_dict, 
 from spo3.core.loss import AGG_MODES
 from spo3.core.score import ScoreParams
 
+GIGPO_MODES = ("mean_norm", "mean_std_norm")
+
 __all__ = [
     "AlfworldConfig",
     "AlgoConfig",
@@ -197,10 +199,16 @@ class AlgoConfig:
     update_schedule: Literal["auto", "per_round", "per_iteration"] = "auto"
     """When to update: per_round = after each tree expansion round (the paper's post-step optimisation),
     per_iteration = once after all rollouts. auto: per_round for 3SPO, per_iteration for GRPO/GiGPO."""
-    episode_normalize_std: bool = True
-    """Divide episode advantages by the group std (GRPO's norm_adv_by_std_in_grpo=True)."""
-    step_normalize_std: bool = False
-    """Divide step-group / sibling-group advantages by the group std (upstream 3SPO and GiGPO mean_norm: no)."""
+    norm_adv_by_std: bool = True
+    """GRPO (and 3SPO's optional episode term): divide the episode advantage by the task group's std + 1e-6
+    (verl's norm_adv_by_std_in_grpo); false only centres."""
+    gigpo_mode: Literal["mean_norm", "mean_std_norm"] = "mean_norm"
+    """GiGPO's normalisation of both its terms, as upstream's algorithm.gigpo.mode: mean_norm centres the episode and
+    the step advantages, mean_std_norm divides both by their group's std (unbiased) + 1e-6. Default as upstream's
+    config; upstream's scripts use mean_std_norm for ALFWorld and mean_norm for WebShop (configs/paper/)."""
+    sibling_normalize_std: bool = False
+    """3SPO: divide sibling-group advantages by the group's std + 1e-6 (upstream compute_3spo_advantage only
+    centres; the GUI variant divides)."""
     step_weight: float = 1.0
     """GiGPO: weight of the step-group advantage (algorithm.gigpo.step_advantage_w)."""
     episode_weight: float = 0.0
@@ -226,6 +234,7 @@ class AlgoConfig:
         check(self.fixed_omega is None or 0.0 <= self.fixed_omega <= 0.5, "fixed_omega", "must lie in [0, 0.5]")
         check(0.0 <= self.gamma <= 1.0, "gamma", f"must lie in [0, 1], got {self.gamma}")
         check(self.invalid_penalty >= 0, "invalid_penalty", "must be >= 0")
+        check(self.gigpo_mode in GIGPO_MODES, "gigpo_mode", f"must be one of {list(GIGPO_MODES)}, got {self.gigpo_mode!r}")
         check(self.episode_weight >= 0, "episode_weight", "must be >= 0")
         check(
             self.episode_weight == 0 or self.schedule == "per_iteration",

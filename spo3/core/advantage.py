@@ -6,8 +6,9 @@ Conventions follow upstream verl-agent (``gigpo/core_gigpo.py``, ``episode_norm_
 * an episode group of size 1 uses mean 0 and std 1, so its advantage is ``r`` (or ``r / (1 + eps)``);
 * a step group of size 1 (GiGPO step groups, 3SPO sibling groups) gets advantage 0.
 
-``normalize_std`` replaces upstream's inverted ``mean_norm`` / ``mean_std_norm`` mode names: ``True`` divides by
-``std + eps``, ``False`` only centres.
+``normalize_std`` replaces upstream's inverted ``remove_std``: ``True`` divides by ``std + eps`` (upstream mode
+``mean_std_norm``), ``False`` only centres (``mean_norm``). GiGPO applies one mode to both of its terms
+(``algo.gigpo_mode``).
 
 Rows are independent samples of shape ``(N,)``; group ids are any hashable labels (ints, strings, tuples), given
 as a sequence or 1-d array of length N. Numpy in gives numpy out; torch in gives torch out.

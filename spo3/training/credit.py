@@ -1,9 +1,10 @@
 """Credit assignment: step samples -> per-method rewards and advantages (formulas from :mod:`spo3.core`).
 
 * GRPO: every step row carries its episode's reward minus its own invalid-action penalty; advantages are
-  normalised within the task group over all step rows (upstream ``episode_norm_reward``, step-weighted).
+  normalised within the task group over all step rows (upstream ``episode_norm_reward``, step-weighted;
+  ``norm_adv_by_std``).
 * GiGPO: GRPO's episode advantage plus ``step_weight`` times a step-group advantage of the discounted return,
-  steps grouped by identical anchor state within a task group.
+  steps grouped by identical anchor state within a task group; ``gigpo_mode`` normalises both terms alike.
 * 3SPO: sibling-group advantages of R_3SPO (the tree search sets each sample's reward, penalty included);
   optionally plus ``episode_weight`` times a GRPO-style advantage of each step's subtree success rate.
 """
@@ -34,41 +35,44 @@ def _episode_rewards(samples: Sequence[StepSample], algo: AlgoConfig) -> np.ndar
     return np.array([returns[s.traj] for s in samples]) - _penalties(samples, algo)
 
 
-def _episode_advantages(samples: Sequence[StepSample], algo: AlgoConfig) -> tuple[np.ndarray, np.ndarray]:
+def _episode_advantages(
+    samples: Sequence[StepSample], algo: AlgoConfig, normalize_std: bool
+) -> tuple[np.ndarray, np.ndarray]:
     """GRPO's rows (episode reward minus the row's penalty) and their advantages within the task groups."""
     rewards = _episode_rewards(samples, algo)
-    adv = episode_advantages(rewards, [s.group for s in samples], normalize_std=algo.episode_normalize_std)
+    adv = episode_advantages(rewards, [s.group for s in samples], normalize_std=normalize_std)
     return rewards, adv
 
 
 def _grpo(samples: Sequence[StepSample], algo: AlgoConfig) -> np.ndarray:
-    rewards, adv = _episode_advantages(samples, algo)
+    rewards, adv = _episode_advantages(samples, algo, algo.norm_adv_by_std)
     for s, r in zip(samples, rewards):
         s.reward = float(r)
     return adv
 
 
 def _gigpo(samples: Sequence[StepSample], algo: AlgoConfig) -> np.ndarray:
-    _, episode_adv = _episode_advantages(samples, algo)
+    normalize_std = algo.gigpo_mode == "mean_std_norm"  # one mode for both terms, as upstream
+    _, episode_adv = _episode_advantages(samples, algo, normalize_std)
     env_rewards = np.array([s.env_reward for s in samples])
     step_returns = discounted_returns(env_rewards, [s.traj for s in samples], algo.gamma) - _penalties(samples, algo)
     for s, r in zip(samples, step_returns):
         s.reward = float(r)
         s.step_group = (s.group, s.anchor if algo.gigpo_anchor == "raw_text" else s.key)
-    step_adv = step_group_advantages(step_returns, [s.step_group for s in samples], normalize_std=algo.step_normalize_std)
+    step_adv = step_group_advantages(step_returns, [s.step_group for s in samples], normalize_std=normalize_std)
     return gigpo_advantages(episode_adv, step_adv, algo.step_weight)
 
 
 def _spo3(samples: Sequence[StepSample], algo: AlgoConfig, outcomes: Mapping[int, Sequence[int]] | None) -> np.ndarray:
     rewards = np.array([s.reward for s in samples])
-    adv = step_group_advantages(rewards, [s.step_group for s in samples], normalize_std=algo.step_normalize_std)
+    adv = step_group_advantages(rewards, [s.step_group for s in samples], normalize_std=algo.sibling_normalize_std)
     if algo.episode_weight > 0:
         if outcomes is None:
             raise ValueError("3SPO's episode term needs the search's subtree outcomes")
         known = [i for i, s in enumerate(samples) if outcomes.get(s.traj)]
         if known:
             success = np.array([np.mean(outcomes[samples[i].traj]) for i in known])
-            ep = episode_advantages(success, [samples[i].group for i in known], normalize_std=algo.episode_normalize_std)
+            ep = episode_advantages(success, [samples[i].group for i in known], normalize_std=algo.norm_adv_by_std)
             adv[known] += algo.episode_weight * ep
     return adv
 
