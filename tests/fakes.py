@@ -8,7 +8,7 @@ import torch
 
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 from spo3.policies.base import Policy, PolicyInput, Response, TokenScores
-from spo3.policies.tabular import format_action
+from spo3.policies.tabular import TabularPolicy, format_action
 
 NOOP = "Nothing happens."
 
@@ -110,3 +110,20 @@ class ScriptedPolicy(Policy):
     def load(self, directory) -> None:
         pass
 
+
+
+class ScriptedTabular(TabularPolicy):
+    """A tabular policy (real parameters, real updates) whose samples are scripted: the i-th of the n samples for
+    an input is the action ``choose(input, i)``."""
+
+    def __init__(self, choose: Callable[[PolicyInput, int], str], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.choose = choose
+
+    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0) -> list[list[Response]]:
+        return [[self.response_for(inp, self.choose(inp, i)) for i in range(k)] for inp, k in zip(inputs, n)]
+
+    def set_logits(self, inp: PolicyInput, logits: Sequence[float]) -> None:
+        """Set the logits of the decision ``inp`` (one per admissible action), leaving the reference as it is."""
+        with torch.no_grad():
+            self.logits[self._rows(inp)] = torch.tensor(list(logits), dtype=self.logits.dtype)

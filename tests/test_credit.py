@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from spo3.config import AlgoConfig
-from spo3.training.credit import assign_advantages
+from spo3.training.credit import assign_advantages, loss_rows
 from spo3.policies.base import PolicyInput, Response
 from spo3.rollout.common import StepSample
 
@@ -102,3 +102,17 @@ def test_spo3_episode_term_uses_subtree_outcomes():
     np.testing.assert_allclose(adv, [0.5 * 0.5, -0.5 * 0.5, 0.0], atol=1e-12)
     with pytest.raises(ValueError, match="outcomes"):
         assign_advantages(samples, cfg, None)
+
+
+def test_rows_without_comparison_leave_the_loss():
+    samples = [
+        sample(0, 11, "s", 0.0, step_group=(0, 0), reward=0.5),
+        sample(0, 12, "s", 0.0, step_group=(0, 0), reward=1.0),
+        sample(0, 13, "u", 0.0, step_group=(0, 1), reward=0.7),  # n = 1
+        sample(0, 14, "v", 0.0, step_group=(0, 2), reward=0.2),  # n = 1, its subtree finished: episode term
+    ]
+    assert loss_rows(samples, AlgoConfig(name="3spo")) == samples[:2]
+    assert loss_rows(samples, AlgoConfig(name="3spo", singleton_rows="keep")) == samples
+    assert loss_rows(samples, AlgoConfig(name="grpo")) == samples
+    with_episode = AlgoConfig(name="3spo", episode_weight=0.5, update_schedule="per_iteration")
+    assert loss_rows(samples, with_episode, {11: [1], 14: [0]}) == [samples[0], samples[1], samples[3]]

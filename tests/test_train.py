@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import torch
 
 import spo3.training.loop as train_module
 from spo3.training.checkpoint import CheckpointError, latest_checkpoint, verify_checkpoint
@@ -12,9 +13,11 @@ from spo3.config import load_config
 from spo3.training.credit import assign_advantages
 from spo3.metrics import read_metrics
 from spo3.rollout.tree import TreeSearch, TreeSettings
-from spo3.state import StateStore
+from spo3.policies.base import PolicyInput
+from spo3.state import StateStore, state_key
 from spo3.training.loop import train
-from tests.fakes import GraphEnv, ScriptedPolicy
+from spo3.training.update import build_optimizer
+from tests.fakes import GraphEnv, ScriptedPolicy, ScriptedTabular
 
 
 def maze() -> GraphEnv:
@@ -127,3 +130,54 @@ def test_metrics_record_schema(tmp_path):
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "eval/success_rate" in header and "time/generate" in header
     assert json.loads((run / "summary.json").read_text())["iterations"] == 2
+
+
+def skewed_policy(choose) -> ScriptedTabular:
+    """A scripted tabular policy whose logits at t0's start S0 are [2, 0, 0] against a uniform reference, so that
+    KL and entropy terms of S0's rows would pull them (the issue's [2.0, 0] -> [1.90, 0.10])."""
+    policy = ScriptedTabular(choose)
+    env = maze()
+    obs = env.reset("t0")
+    policy.set_logits(PolicyInput("", state_key(obs.text, "t0", "task"), obs.admissible_actions), [2.0, 0.0, 0.0])
+    return policy
+
+
+def s0_logits(policy):
+    env = maze()
+    obs = env.reset("t0")
+    inp = PolicyInput("", state_key(obs.text, "t0", "task"), obs.admissible_actions)
+    return policy.logits.detach()[policy._rows(inp)].clone()
+
+
+@pytest.mark.parametrize("singleton_rows", ["drop", "keep"])
+def test_round_of_single_rollouts_leaves_the_policy_bit_identical(tmp_path, singleton_rows):
+    # g_max = 1: every expansion has n = 1, no sibling group. Even with verl's behaviour of stepping on KL/entropy
+    # alone (skip_no_signal=false), dropping the singleton rows leaves nothing to update.
+    cfg = config(tmp_path, "3spo", None, "algo.g_max=1", "optim.skip_no_signal=false", "optim.weight_decay=0.01",
+                 f"algo.singleton_rows={singleton_rows}")
+    policy = skewed_policy(lambda inp, i: "right")
+    before = policy.logits.detach().clone()
+    optimizer = build_optimizer(policy, cfg.optim)
+    result, updates = train_module._rollout_and_update(
+        cfg, [maze()], ["t0"], policy, optimizer, StateStore(cfg.algo.score_params()), np.random.default_rng(0)
+    )
+    assert set(result.stats.n_hist) == {1} and result.samples
+    assert torch.equal(policy.logits.detach(), before) == (singleton_rows == "drop")
+    assert sum(d["optimizer_steps"] for d in updates.diags) == (0 if singleton_rows == "drop" else len(updates.diags))
+
+
+def test_singleton_rows_get_no_kl_or_entropy_pull_in_a_mixed_update(tmp_path):
+    # One round, two tasks: t0 at the solved S0 (n = 1) and t1 at the unseen S1 (n = 4, different rewards). With the
+    # default drop, S0's row is not in the loss, so S0's logits stay bit-identical while S1's rows are trained.
+    cfg = config(tmp_path, "3spo")
+    store = StateStore(cfg.algo.score_params())
+    store.record_trajectory([state_key(GraphEnv.text("S0"))], won=True)  # t = 2: S(S0) = 2^-50, n = 1
+    replies = ["right", "left", "wait", "right"]
+    policy = skewed_policy(lambda inp, i: replies[i] if inp.actions == ("left", "right", "wait") else inp.actions[0])
+    optimizer = build_optimizer(policy, cfg.optim)
+    before = s0_logits(policy)
+    result, updates = train_module._rollout_and_update(
+        cfg, [maze(), maze()], ["t0", "t1"], policy, optimizer, store, np.random.default_rng(0)
+    )
+    assert updates.diags[0]["optimizer_steps"] == 1  # the first round did update (on t1's siblings)
+    assert torch.equal(s0_logits(policy), before)

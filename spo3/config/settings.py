@@ -206,6 +206,13 @@ class AlgoConfig:
     """GiGPO's normalisation of both its terms, as upstream's algorithm.gigpo.mode: mean_norm centres the episode and
     the step advantages, mean_std_norm divides both by their group's std (unbiased) + 1e-6. Default as upstream's
     config; upstream's scripts use mean_std_norm for ALFWorld and mean_norm for WebShop (configs/paper/)."""
+    singleton_rows: Literal["drop", "keep"] = "drop"
+    """3SPO: rows of singleton sibling groups (n = 1 expansions, nothing to compare). drop: left out of the loss,
+    KL and entropy terms included, and an update with no other rows is skipped, so a round of n = 1 expansions
+    leaves the policy bit-identical (the paper: "n = 1: continue without a policy update"; upstream's docstring says
+    the same). keep: they enter the loss with advantage 0, so KL and entropy still pull them (verl's convention for
+    singleton step groups; spo3 before this switch). Rows carrying an episode term (episode_weight > 0) have a
+    comparison and are kept either way."""
     sibling_normalize_std: bool = False
     """3SPO: divide sibling-group advantages by the group's std + 1e-6 (upstream compute_3spo_advantage only
     centres; the GUI variant divides)."""
@@ -234,6 +241,7 @@ class AlgoConfig:
         check(self.fixed_omega is None or 0.0 <= self.fixed_omega <= 0.5, "fixed_omega", "must lie in [0, 0.5]")
         check(0.0 <= self.gamma <= 1.0, "gamma", f"must lie in [0, 1], got {self.gamma}")
         check(self.invalid_penalty >= 0, "invalid_penalty", "must be >= 0")
+        check(self.singleton_rows in ("drop", "keep"), "singleton_rows", f"must be drop or keep, got {self.singleton_rows!r}")
         check(self.gigpo_mode in GIGPO_MODES, "gigpo_mode", f"must be one of {list(GIGPO_MODES)}, got {self.gigpo_mode!r}")
         check(self.episode_weight >= 0, "episode_weight", "must be >= 0")
         check(

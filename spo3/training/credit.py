@@ -7,11 +7,14 @@
   steps grouped by identical anchor state within a task group; ``gigpo_mode`` normalises both terms alike.
 * 3SPO: sibling-group advantages of R_3SPO (the tree search sets each sample's reward, penalty included);
   optionally plus ``episode_weight`` times a GRPO-style advantage of each step's subtree success rate.
+
+:func:`loss_rows` then picks the rows that enter the loss: all of them, except 3SPO's rows without any
+comparison (singleton sibling groups and no episode term) under ``singleton_rows=drop``.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -20,7 +23,7 @@ from spo3.config import AlgoConfig
 from spo3.core.advantage import discounted_returns, episode_advantages, gigpo_advantages, step_group_advantages
 from spo3.rollout.common import StepSample
 
-__all__ = ["assign_advantages"]
+__all__ = ["assign_advantages", "loss_rows"]
 
 
 def _penalties(samples: Sequence[StepSample], algo: AlgoConfig) -> np.ndarray:
@@ -63,13 +66,18 @@ def _gigpo(samples: Sequence[StepSample], algo: AlgoConfig) -> np.ndarray:
     return gigpo_advantages(episode_adv, step_adv, algo.step_weight)
 
 
+def _has_episode_term(sample: StepSample, algo: AlgoConfig, outcomes: Mapping[int, Sequence[int]] | None) -> bool:
+    """3SPO's episode term applies to a step whose subtree finished at least one trajectory."""
+    return algo.episode_weight > 0 and outcomes is not None and bool(outcomes.get(sample.traj))
+
+
 def _spo3(samples: Sequence[StepSample], algo: AlgoConfig, outcomes: Mapping[int, Sequence[int]] | None) -> np.ndarray:
     rewards = np.array([s.reward for s in samples])
     adv = step_group_advantages(rewards, [s.step_group for s in samples], normalize_std=algo.sibling_normalize_std)
     if algo.episode_weight > 0:
         if outcomes is None:
             raise ValueError("3SPO's episode term needs the search's subtree outcomes")
-        known = [i for i, s in enumerate(samples) if outcomes.get(s.traj)]
+        known = [i for i, s in enumerate(samples) if _has_episode_term(s, algo, outcomes)]
         if known:
             success = np.array([np.mean(outcomes[samples[i].traj]) for i in known])
             ep = episode_advantages(success, [samples[i].group for i in known], normalize_std=algo.norm_adv_by_std)
@@ -100,3 +108,18 @@ def assign_advantages(
     for s, a in zip(samples, adv):
         s.advantage = float(a)
     return adv
+
+
+def loss_rows(
+    samples: Sequence[StepSample], algo: AlgoConfig, outcomes: Mapping[int, Sequence[int]] | None = None
+) -> list[StepSample]:
+    """The samples whose rows enter the policy loss (PPO, KL and entropy terms alike).
+
+    3SPO with ``singleton_rows=drop`` leaves out each row of a singleton sibling group (an n = 1 expansion) that
+    carries no episode term: there is nothing to compare it with, and the paper continues without an update there.
+    Every other method and setting keeps every row.
+    """
+    if algo.name != "3spo" or algo.singleton_rows == "keep":
+        return list(samples)
+    sizes = Counter(s.step_group for s in samples)
+    return [s for s in samples if sizes[s.step_group] > 1 or _has_episode_term(s, algo, outcomes)]

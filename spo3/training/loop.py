@@ -28,7 +28,7 @@ from spo3.training.builders import build_env, build_policy, env_corpus, task_lis
 from spo3.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from spo3.config import TrainConfig
 from spo3.config.loading import to_dict
-from spo3.training.credit import assign_advantages
+from spo3.training.credit import assign_advantages, loss_rows
 from spo3.envs.base import TextEnv
 from spo3.training.evaluate import evaluate
 from spo3.metrics import MetricsLogger
@@ -80,6 +80,8 @@ class Counters:
 class _UpdateLog:
     diags: list[dict[str, float]] = field(default_factory=list)
     time: float = 0.0
+    dropped_rows: int = 0
+    """Step samples left out of the loss (3SPO singleton sibling groups)."""
 
 
 def _seed_everything(seed: int) -> None:
@@ -100,6 +102,7 @@ def _iteration_metrics(
     diag_keys = sorted({k for d in updates.diags for k in d})
     loss = {k: float(np.mean([d[k] for d in updates.diags if k in d])) for k in diag_keys}
     loss["optimizer_steps"] = int(sum(d.get("optimizer_steps", 0) for d in updates.diags))
+    loss["dropped_rows"] = updates.dropped_rows
     n_sibling = Counter(s.step_group for s in result.samples)
     budget = {
         "finished_max": max(stats.task_finished, default=0),
@@ -150,8 +153,10 @@ def _rollout_and_update(
 
     def update(samples: list[StepSample], outcomes=None) -> None:
         assign_advantages(samples, algo, outcomes)
+        rows = loss_rows(samples, algo, outcomes)  # without rows ppo_update makes no step
+        updates.dropped_rows += len(samples) - len(rows)
         t0 = time.perf_counter()
-        updates.diags.append(ppo_update(policy, optimizer, samples, cfg.optim))
+        updates.diags.append(ppo_update(policy, optimizer, rows, cfg.optim))
         updates.time += time.perf_counter() - t0
 
     if algo.name == "3spo":
