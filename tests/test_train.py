@@ -181,3 +181,13 @@ def test_singleton_rows_get_no_kl_or_entropy_pull_in_a_mixed_update(tmp_path):
     )
     assert updates.diags[0]["optimizer_steps"] == 1  # the first round did update (on t1's siblings)
     assert torch.equal(s0_logits(policy), before)
+
+
+def test_iteration_without_sibling_group_warns_and_is_logged(tmp_path, caplog):
+    run = train(config(tmp_path, "3spo", None, "algo.g_max=1", "iterations=2", "eval.every=0"), env=maze())
+    records = read_metrics(run)
+    assert [r["no_sibling_group"] for r in records] == [1, 1] and all(r["sibling_groups"] == 0 for r in records)
+    warnings = [r for r in caplog.records if "no sibling group" in r.getMessage()]
+    assert [w.levelname for w in warnings] == ["WARNING", "WARNING"]  # once per iteration
+    normal = train(config(tmp_path, "3spo", "normal", "iterations=1", "eval.every=0"), env=maze())
+    assert read_metrics(normal)[-1]["no_sibling_group"] == 0

@@ -174,6 +174,12 @@ class AlgoConfig:
     # --- ablations (paper Sec. 4.4)
     use_novelty: bool = True
     """False: the "w/o R_novel" ablation."""
+    novelty: Literal["changed", "unseen"] = "changed"
+    """R_novel of Eq. 2. changed: the next state's key differs from the current one (upstream's code). unseen: the
+    key changed into a state the frozen store has never recorded (the paper's "new, not-yet-seen state", known
+    only through secondary notes). The default stays changed: it is upstream's only executable definition and the
+    one every earlier spo3 result used; under unseen with global keys R_novel vanishes wherever earlier iterations
+    went, while omega(N) already decays the novelty weight with visits. A no-op is novel under neither."""
     use_score_diff: bool = True
     """False: the "w/o dS" ablation."""
     fixed_omega: float | None = None
@@ -241,6 +247,7 @@ class AlgoConfig:
         check(self.fixed_omega is None or 0.0 <= self.fixed_omega <= 0.5, "fixed_omega", "must lie in [0, 0.5]")
         check(0.0 <= self.gamma <= 1.0, "gamma", f"must lie in [0, 1], got {self.gamma}")
         check(self.invalid_penalty >= 0, "invalid_penalty", "must be >= 0")
+        check(self.novelty in ("changed", "unseen"), "novelty", f"must be changed or unseen, got {self.novelty!r}")
         check(self.singleton_rows in ("drop", "keep"), "singleton_rows", f"must be drop or keep, got {self.singleton_rows!r}")
         check(self.gigpo_mode in GIGPO_MODES, "gigpo_mode", f"must be one of {list(GIGPO_MODES)}, got {self.gigpo_mode!r}")
         check(self.episode_weight >= 0, "episode_weight", "must be >= 0")

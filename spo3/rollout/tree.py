@@ -7,7 +7,8 @@ Per task, per iteration, starting at the task's reset state s:
    budget and enters the store, but takes no environment step). n >= 1: n' = min(n, trajectories left, steps
    left) responses are sampled in one batched policy call, so that no child is stepped past a budget even if
    every child ends the episode; each is applied to a restored snapshot of s, giving n' children that are scored
-   with R_3SPO (Eq. 2; novelty = the state key changed, success = won) minus the invalid-action penalty.
+   with R_3SPO (Eq. 2; novelty = the state key changed, or with ``novelty="unseen"`` changed into a state the
+   frozen store has never recorded; success = won) minus the invalid-action penalty.
 3. The children are ranked by reward; the search descends into the best one and pushes the other unfinished ones
    (already stepped, never re-generated) on a stack, so that the next-best is on top.
 4. A child that ends the episode (won or step limit) is a finished trajectory. When the branch being followed
@@ -51,6 +52,7 @@ class TreeSettings:
     backtracking: bool = True
     truncation_escape_prob: float = 0.0
     use_novelty: bool = True
+    novelty: str = "changed"
     use_score_diff: bool = True
     fixed_omega: float | None = None
     invalid_penalty: float = 0.1
@@ -215,6 +217,8 @@ class TreeSearch:
         if s.truncated_as_unresolved:  # S == 0 exactly on truncated states (Eq. 1)
             score_next = np.where(score_next == 0.0, 1.0, score_next)
         novel = np.array([c.key != node.key for c in children])
+        if s.novelty == "unseen":  # entering a state the frozen store has never recorded
+            novel &= self.store.counts([c.key for c in children])[0] == 0
         success = np.array([c.won for c in children])
         r = step_reward(
             score_t, score_next, n_total_t, novel, success, self.store.params,

@@ -13,6 +13,7 @@ iteration. Every method folds its trajectories into a store, so state statistics
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections import Counter, defaultdict
@@ -39,6 +40,8 @@ from spo3.state.store import StateStore
 from spo3.training.update import build_optimizer, ppo_update
 
 __all__ = ["TaskSampler", "train"]
+
+log = logging.getLogger(__name__)
 
 
 class TaskSampler:
@@ -113,6 +116,8 @@ def _iteration_metrics(
     if cfg.algo.name == "3spo":  # tasks whose search stopped because a budget was spent
         budget["trajectory_budget_hits"] = sum(f >= cfg.algo.max_trajectories for f in stats.task_finished)
         budget["step_budget_hits"] = sum(n >= cfg.algo.max_env_steps for n in stats.task_steps)
+    sibling_groups = sum(1 for c in n_sibling.values() if c > 1) if cfg.algo.name == "3spo" else 0
+    no_signal = {"no_sibling_group": int(sibling_groups == 0)} if cfg.algo.name == "3spo" else {}
     return {
         "iteration": iteration,
         "algorithm": cfg.algo.name,
@@ -129,7 +134,7 @@ def _iteration_metrics(
         "policy_calls": stats.policy_calls,
         "per_task": budget,
         "step_samples": len(result.samples),
-        "sibling_groups": sum(1 for c in n_sibling.values() if c > 1) if cfg.algo.name == "3spo" else 0,
+        "sibling_groups": sibling_groups,
         "time": {
             "generate": stats.time_generate, "env": stats.time_env, "score": stats.time_score,
             "update": updates.time, "iteration": wall,
@@ -142,6 +147,7 @@ def _iteration_metrics(
         "truncations": stats.truncations,
         "valid_action_ratio": stats.valid_actions / stats.decisions if stats.decisions else 1.0,
         "loss": loss,
+        **no_signal,
     }
 
 
@@ -164,7 +170,7 @@ def _rollout_and_update(
             envs, tasks, policy, store.snapshot(), TreeSettings(
                 max_trajectories=algo.max_trajectories, max_env_steps=algo.max_env_steps,
                 adaptive_rollouts=algo.adaptive_rollouts, backtracking=algo.backtracking,
-                truncation_escape_prob=algo.truncation_escape_prob, use_novelty=algo.use_novelty,
+                truncation_escape_prob=algo.truncation_escape_prob, use_novelty=algo.use_novelty, novelty=algo.novelty,
                 use_score_diff=algo.use_score_diff, fixed_omega=algo.fixed_omega, invalid_penalty=algo.invalid_penalty,
                 truncated_as_unresolved=algo.truncated_as_unresolved,
             ), rng, temperature=cfg.policy.temperature, scope=algo.state_scope, history_length=cfg.env.history_length,
@@ -268,6 +274,8 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         wall = time.perf_counter() - t_start
         counters.wall_time += wall
         record = _iteration_metrics(cfg, iteration, result, store, updates, counters, wall, env_label)
+        if record.get("no_sibling_group"):
+            log.warning("iteration %d: 3SPO produced no sibling group (every expansion had n <= 1): no learning signal", iteration)
         if (cfg.eval.every and iteration % cfg.eval.every == 0) or iteration == cfg.iterations:
             record["eval"] = evaluation(iteration)
         logger.write(record)

@@ -258,3 +258,20 @@ def test_truncated_child_scored_as_unresolved_on_request():
     assert rewards[False]["go b"] == pytest.approx(w + (0.5 - w) * 1.0)  # into the truncated B
     assert rewards[True]["go b"] == pytest.approx(w)
     assert rewards[False]["go c"] == rewards[True]["go c"] == pytest.approx(w)  # C unseen: S = 1 either way
+
+
+def test_novelty_changed_or_unseen():
+    # The store has seen A and C (one failure each: S = 1 everywhere, so dS = 0) but never B. "changed" rewards
+    # both moves out of A; "unseen" only the move into B. A no-op ("jump" at D) is novel under neither.
+    store = StateStore(ScoreParams(g_max=2))
+    store.record_trajectory([key("A"), key("C")], won=False)
+    w = 0.5 * np.exp(-0.1 * 1)  # omega(N_total(A) = 1)
+    rewards = {}
+    for novelty in ("changed", "unseen"):
+        env, policy, _, search = make(store=store, max_trajectories=3, novelty=novelty)
+        list(search.rounds())
+        rewards[novelty] = {(s.key, s.action): s.reward for s in search.samples}
+    assert rewards["changed"][(key("A"), "go b")] == rewards["changed"][(key("A"), "go c")] == pytest.approx(w)
+    assert rewards["unseen"][(key("A"), "go b")] == pytest.approx(w)
+    assert rewards["unseen"][(key("A"), "go c")] == 0.0
+    assert rewards["changed"][(key("D"), "jump")] == rewards["unseen"][(key("D"), "jump")] == 0.0
