@@ -19,16 +19,16 @@ Per task, per iteration, starting at the task's reset state s:
 
 Expansions of all tasks in a round go to the policy as one batch. After each round the search yields the round's
 step samples, so the trainer can update the policy between rounds (the paper's post-step optimisation) or collect
-them for one update per iteration. The n children of one expansion form a sibling group (their advantage is
-relative to each other; a node expanded twice gives two groups); a single child (n = 1) forms no comparison and
-gets advantage 0.
+them for one update per iteration. The n' children of one expansion form a sibling group (their advantage is
+relative to each other; a node expanded twice gives two groups); a single child forms no comparison: advantage 0,
+and by default its row stays out of the update (``algo.singleton_rows``).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Iterator, Literal, Sequence
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class TreeSettings:
     backtracking: bool = True
     truncation_escape_prob: float = 0.0
     use_novelty: bool = True
-    novelty: str = "changed"
+    novelty: Literal["changed", "unseen"] = "changed"
     use_score_diff: bool = True
     fixed_omega: float | None = None
     invalid_penalty: float = 0.1
