@@ -20,7 +20,7 @@ from spo3.experiments.compare import Variant, format_summary, plot_variants, run
 
 __all__ = ["CONFIG", "PROFILES", "QuickstartProfile", "run_quickstart"]
 
-CONFIG = Path(__file__).resolve().parent / "data" / "quickstart.yaml"
+CONFIG = Path(__file__).resolve().parent.parent / "data" / "quickstart.yaml"
 
 PAPER_3SPO = Variant("3SPO", "3spo")
 """3SPO with the paper's defaults (alpha 50, xi 10, zeta 0.1, G_max 8)."""
