@@ -298,6 +298,11 @@ class OptimConfig:
     """Skip the optimiser step of a mini-batch whose advantages are all zero. Deviation from verl (which still
     applies the KL/entropy terms): with Adam even a pure-KL step moves every touched parameter by ~lr, which would
     make per-round 3SPO updates drift on rounds without any sibling comparison."""
+    reuse_sampling_logprobs: bool = True
+    """Use the log-probabilities recorded while sampling as PPO's old log-probabilities when they are exactly the
+    policy's (HF policy generating itself at the training temperature, weights unchanged since sampling), saving one
+    forward pass per update; they equal a fresh forward pass up to float error (~1e-6). False: always recompute
+    them, as verl does (it samples with a different engine)."""
 
     def __post_init__(self) -> None:
         check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")

@@ -9,7 +9,7 @@ layer builds the inputs and parses the responses.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -40,6 +40,10 @@ class Response:
     """Response token ids (tabular: the index of the chosen action in ``PolicyInput.actions``)."""
     logprobs: tuple[float, ...]
     """Per-token log-probabilities under the sampling distribution."""
+    weights_version: int | None = field(default=None, compare=False)
+    """Set by a policy whose ``logprobs`` are exactly what :meth:`Policy.token_scores` computes (same distribution,
+    same temperature): the version of its weights at sampling time (see :meth:`Policy.recorded_logprobs`).
+    ``None``: the sampling log-probabilities cannot stand in for a forward pass."""
 
 
 @dataclass
@@ -72,6 +76,27 @@ class Policy(ABC):
     @abstractmethod
     def reference_logprobs(self, inputs: Sequence[PolicyInput], responses: Sequence[Response]) -> torch.Tensor:
         """``(B, T)`` log-probabilities under the frozen reference policy (no gradients)."""
+
+    def recorded_logprobs(self, responses: Sequence[Response]) -> torch.Tensor | None:
+        """``(B, T)`` log-probabilities of ``responses`` under the current weights taken from what sampling recorded,
+        equal to ``token_scores(...).logprobs`` up to float error without a forward pass; ``None`` unless every
+        response carries ``weights_version`` equal to the current :meth:`weights_version` (weights unchanged since
+        sampling). Used as PPO's old log-probabilities (``optim.reuse_sampling_logprobs``)."""
+        version = self.weights_version()
+        if version is None or not responses:
+            return None
+        if any(r.weights_version != version or len(r.logprobs) != len(r.token_ids) for r in responses):
+            return None
+        length = max(len(r.token_ids) for r in responses)
+        out = torch.zeros((len(responses), length))
+        for i, r in enumerate(responses):
+            out[i, : len(r.logprobs)] = torch.tensor(r.logprobs)
+        return out
+
+    def weights_version(self) -> int | None:
+        """A number that grows whenever the weights change; ``None`` (the default) for policies that do not
+        record reusable sampling log-probabilities."""
+        return None
 
     @abstractmethod
     def freeze_reference(self) -> None:

@@ -16,6 +16,11 @@ Log-probabilities, precisely:
   ``T_s = score_temperature``: verl's actor likewise divides the logits by the rollout temperature when it
   recomputes log-probabilities. ``build_hf_policy`` sets ``T_s`` to the training temperature (upstream 1.0), so
   sampling and scoring log-probabilities agree up to float error.
+* So when a response was sampled by transformers' ``generate`` (no external backend) at the scoring temperature
+  (or greedily with ``T_s = 1``), it carries ``Response.weights_version``, and while the weights have not changed
+  since (:meth:`HFPolicy.weights_version`) its sampling log-probabilities serve as PPO's old log-probabilities
+  without another forward pass (``optim.reuse_sampling_logprobs``). At any other temperature they are of a
+  different distribution than the loss's, and an external engine's may differ numerically: those are never reused.
 
 Reference policy: with LoRA (``lora_rank > 0``) it is the model with the adapter disabled (no second copy); with
 full fine-tuning a frozen copy. :meth:`HFPolicy.freeze_reference` moves it to the current policy without ever
@@ -240,6 +245,7 @@ class HFPolicy(Policy):
             self._reference = _frozen_copy(model)
         self.model.eval()
         self._synced_version: int | None = None
+        self._loads = 0
         # False while the reference (full fine-tuning: the frozen copy; LoRA: the base weights) is still the model
         # this policy was built from; checkpoints then leave it out and only fingerprint it.
         self._reference_frozen = False
@@ -321,9 +327,12 @@ class HFPolicy(Policy):
             if [len(g) for g in generated] != counts:
                 raise RuntimeError(f"{type(self.backend).__name__}: asked for {counts} continuations, got "
                                    f"{[len(g) for g in generated]}")
+        # Only transformers' own sampling at the scoring temperature records what token_scores would compute.
+        same_distribution = self.score_temperature == (temperature if temperature > 0 else 1.0)
+        version = self.weights_version() if self.backend is None and same_distribution else None
         out = []
         for gens, k in zip(generated, n):
-            responses = [self._response(g) for g in gens]
+            responses = [self._response(g, version) for g in gens]
             out.append(responses * k if temperature == 0 else responses)
         return out
 
@@ -356,13 +365,14 @@ class HFPolicy(Policy):
             start += k
         return out
 
-    def _response(self, generated: Generated) -> Response:
+    def _response(self, generated: Generated, weights_version: int | None = None) -> Response:
         """Cut after the first stop token (padding and anything past it go) and decode."""
         ids = list(generated.token_ids)
         end = next((i + 1 for i, t in enumerate(ids) if t in self._stop_ids), len(ids))
         ids = ids[:end]
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
-        return Response(text=text, token_ids=tuple(ids), logprobs=tuple(float(x) for x in generated.logprobs[:end]))
+        logprobs = tuple(float(x) for x in generated.logprobs[:end])
+        return Response(text=text, token_ids=tuple(ids), logprobs=logprobs, weights_version=weights_version)
 
     def response_for(self, inp: PolicyInput, text: str) -> Response:
         """``text`` tokenised as a reply, followed by the end-of-turn token; no log-probabilities."""
@@ -440,6 +450,11 @@ class HFPolicy(Policy):
     def train_mode(self, training: bool) -> None:
         self.model.train(training)
 
+    def weights_version(self) -> int:
+        """Grows with every change of the weights the policy samples from: tensor version counters move on every
+        in-place update (optimiser steps, :meth:`freeze_reference` with LoRA), and :meth:`load` adds one."""
+        return self._loads + sum(p._version for p in self.model.parameters())
+
     def inference_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
         """``(name, tensor)`` of the current policy as a plain transformers model of the base class would name them,
         with the LoRA update folded in (computed one layer at a time; the model itself is not modified)."""
@@ -466,7 +481,7 @@ class HFPolicy(Policy):
         """Push the weights to the external backend if any parameter changed since the last push (tensor version
         counters move on every in-place update: optimiser steps, :meth:`load`, :meth:`freeze_reference`)."""
         assert self.backend is not None
-        version = sum(p._version for p in self.model.parameters())
+        version = self.weights_version()
         if version != self._synced_version:
             self.backend.update_weights(self.inference_weights())
             self._synced_version = version
@@ -539,6 +554,7 @@ class HFPolicy(Policy):
                 self._reference.load_state_dict(reference, strict=False)  # type: ignore[union-attr]
         self._set_tokenizer(tokenizer)
         self._reference_frozen = bool(meta["reference_frozen"])
+        self._loads += 1
 
     @classmethod
     def from_directory(

@@ -3,6 +3,11 @@
 As in verl: old and reference log-probabilities are computed once before the update, the batch is cut into
 mini-batches in order (no shuffling), each mini-batch into micro-batches whose losses are accumulated (each divided
 by the number of micro-batches), gradients are clipped by global norm, and AdamW steps once per mini-batch.
+
+No forward pass is wasted: which mini-batches step is decided first (``optim.skip_no_signal`` skips those without
+any non-zero advantage), and old and reference log-probabilities are computed only for the ones that do. The old
+log-probabilities come from sampling when the policy recorded them under the current weights
+(:meth:`~spo3.policies.base.Policy.recorded_logprobs`, ``optim.reuse_sampling_logprobs``), else from a forward pass.
 """
 
 from __future__ import annotations
@@ -39,21 +44,28 @@ def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, samples: Sequen
     responses = [s.response for s in samples]
     advantages = torch.tensor([s.advantage for s in samples], dtype=torch.float64)
     micro = _chunks(len(samples), optim.micro_batch_size)
+    per_mini = max(1, optim.mini_batch_size // optim.micro_batch_size)
+    minis = [list(range(start, min(start + per_mini, len(micro)))) for start in range(0, len(micro), per_mini)]
+    stepping = [
+        group for group in minis
+        if not (optim.skip_no_signal and all(bool((advantages[list(micro[g])] == 0).all()) for g in group))
+    ]
+    old: dict[int, torch.Tensor] = {}
+    ref: dict[int, torch.Tensor] = {}
     with torch.no_grad():
-        old = [policy.token_scores([inputs[i] for i in m], [responses[i] for i in m], entropy=False).logprobs for m in micro]
-        ref = [policy.reference_logprobs([inputs[i] for i in m], [responses[i] for i in m]) for m in micro]
+        for g in (g for group in stepping for g in group):
+            inp, resp = [inputs[i] for i in micro[g]], [responses[i] for i in micro[g]]
+            recorded = policy.recorded_logprobs(resp) if optim.reuse_sampling_logprobs else None
+            old[g] = recorded if recorded is not None else policy.token_scores(inp, resp, entropy=False).logprobs
+            ref[g] = policy.reference_logprobs(inp, resp)
 
     params = [p for p in policy.parameters() if p.requires_grad]
     sums: dict[str, float] = defaultdict(float)
-    steps = skipped = 0
-    per_mini = max(1, optim.mini_batch_size // optim.micro_batch_size)
+    steps = 0
+    skipped = (len(minis) - len(stepping)) * optim.ppo_epochs
     policy.train_mode(True)
     for _ in range(optim.ppo_epochs):
-        for start in range(0, len(micro), per_mini):
-            group = list(range(start, min(start + per_mini, len(micro))))
-            if optim.skip_no_signal and all(bool((advantages[list(micro[g])] == 0).all()) for g in group):
-                skipped += 1
-                continue
+        for group in stepping:
             optimizer.zero_grad(set_to_none=True)
             for g in group:
                 idx = list(micro[g])

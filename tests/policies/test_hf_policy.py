@@ -381,3 +381,62 @@ def test_build_policy_makes_a_deterministic_tiny_hf_policy():
     c = build_policy(PolicyConfig(kind="hf", model="tiny"), seed=1, corpus=CORPUS)
     assert not torch.equal(c.model.get_input_embeddings().weight, a.base_model.get_input_embeddings().weight)
 
+
+
+# ---------------------------------------------------------------------------------------- recorded log-probs
+@pytest.mark.parametrize("temperature, score_temperature", [(1.0, 1.0), (0.7, 0.7), (0.0, 1.0)])
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_recorded_logprobs_equal_a_fresh_forward_pass_until_the_weights_change(
+    make_policy, temperature, score_temperature, lora_rank
+):
+    policy = make_policy(max_new_tokens=10, score_temperature=score_temperature, lora_rank=lora_rank)
+    n = [2, 1, 3]
+    inputs, responses = flat(DECISIONS, n, policy.sample(DECISIONS, n, temperature=temperature))
+    assert all(r.weights_version == policy.weights_version() for r in responses)
+    recorded = policy.recorded_logprobs(responses)
+    with torch.no_grad():
+        fresh = policy.token_scores(inputs, responses, entropy=False)
+    assert recorded is not None and recorded.shape == fresh.logprobs.shape
+    torch.testing.assert_close(recorded, fresh.logprobs * fresh.mask, atol=1e-5, rtol=0)
+
+    optimizer = torch.optim.SGD(list(policy.parameters()), lr=1e-3)
+    one_step(policy, optimizer, inputs[:1], responses[:1])
+    assert policy.recorded_logprobs(responses) is None  # the weights moved: the old log-probs must be recomputed
+    fresh_responses = [rs[0] for rs in policy.sample(DECISIONS, [1, 1, 1], temperature=temperature)]
+    assert policy.recorded_logprobs(fresh_responses) is not None
+
+
+def test_recorded_logprobs_only_for_the_scoring_distribution_and_current_weights(make_policy, tmp_path):
+    policy = make_policy(max_new_tokens=6, score_temperature=1.0)
+    (at_other_temperature,) = policy.sample(DECISIONS[:1], [2], temperature=0.5)  # log-probs of softmax(z / 0.5)
+    assert all(r.weights_version is None for r in at_other_temperature)
+    assert policy.recorded_logprobs(at_other_temperature) is None
+    (replies,) = policy.sample(DECISIONS[:1], [2], temperature=1.0)
+    assert policy.recorded_logprobs(replies) is not None
+    assert policy.recorded_logprobs(list(replies) + [policy.response_for(DECISIONS[0], "look")]) is None  # no log-probs
+    policy.freeze_reference()  # full fine-tuning: only the reference copy changes, so they stay valid
+    assert policy.recorded_logprobs(replies) is not None
+    policy.save(tmp_path)
+    policy.load(tmp_path)  # same weights, but a load may bring any: never trusted across it
+    assert policy.recorded_logprobs(replies) is None
+
+
+def test_recorded_logprobs_never_come_from_an_external_engine(make_policy):
+    class Engine:  # continues every prompt with the same tokens and made-up log-probs
+        def generate(self, prompts, n, temperature, max_new_tokens, stop_ids, seed):
+            return [[hf_module.Generated((5, 6, stop_ids[0]), (-0.1, -0.2, -0.3))] * k for k in n]
+
+        def update_weights(self, weights):
+            list(weights)
+
+    policy = make_policy(backend=Engine())
+    (replies,) = policy.sample(DECISIONS[:1], [2], temperature=1.0)
+    assert replies[0].logprobs == (-0.1, -0.2, -0.3) and replies[0].weights_version is None
+    assert policy.recorded_logprobs(replies) is None
+
+
+def test_lora_freeze_reference_invalidates_recorded_logprobs(make_policy):
+    policy = make_policy(max_new_tokens=6, lora_rank=4)
+    (replies,) = policy.sample(DECISIONS[:1], [2], temperature=1.0)
+    policy.freeze_reference()  # folds the adapter into the base weights and re-initialises it (weights touched)
+    assert policy.recorded_logprobs(replies) is None
