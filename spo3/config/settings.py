@@ -326,6 +326,12 @@ class WarmStartConfig:
     """Number of training tasks whose expert trajectories are used (0: all)."""
     lr: float = 1e-3
     """Learning rate of the supervised phase."""
+    cache: bool = True
+    """Keep the warm-started policy on disk under a hash of everything it depends on (the initial policy, the expert
+    decisions, these settings, the seed, the code), so that runs sharing it (other methods, ablations) load it
+    instead of retraining. A hit yields exactly the policy and losses a retrain would."""
+    cache_dir: str | None = None
+    """Where warm starts are cached; default $SPO3_CACHE/warm_start or ~/.cache/spo3/warm_start."""
 
     def __post_init__(self) -> None:
         check(self.epochs >= 0, "epochs", "must be >= 0")

@@ -103,6 +103,7 @@ from textworld.generator.game import Game
 from textworld.generator.inform7 import Inform7Game
 from textworld.logic import Action, State
 
+from spo3.config.paths import cache_root
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 
 __all__ = [
@@ -173,8 +174,7 @@ class GameGenerationError(RuntimeError):
 
 def default_cache_dir() -> Path:
     """Where generated games are cached: ``$SPO3_CACHE/textworld``, else ``~/.cache/spo3/textworld``."""
-    root = os.environ.get("SPO3_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "spo3") / "textworld"
+    return cache_root() / "textworld"
 
 
 @dataclass(frozen=True)

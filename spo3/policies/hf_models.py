@@ -26,6 +26,7 @@ from typing import Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from spo3.config.paths import cache_root
 from spo3.envs import prompts
 from spo3.policies.tabular import format_action
 
@@ -94,8 +95,7 @@ def chatml_template(default_system: str | None = None) -> str:
 
 def spo3_cache_dir() -> Path:
     """spo3's cache root: ``$SPO3_CACHE``, else ``~/.cache/spo3`` (never inside the repository)."""
-    root = os.environ.get("SPO3_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "spo3"
+    return cache_root()
 
 
 # ---------------------------------------------------------------------------------------------- tiny model
