@@ -4,6 +4,11 @@ Each task gets one environment instance; the n episodes of its group share the r
 restores the episode's own snapshot, so the n rollouts are independent samples of the same game/goal (upstream
 seeds the n workers of a group alike for the same effect). All active episodes of all tasks go to the policy as
 one batch per step.
+
+Within a step the environments are stepped game by game (all episodes of one task id back to back, e.g. an
+evaluation that cycles through its tasks), so an environment that runs one game at a time (ALFWorld's shared
+engine) switches games at most once per distinct task per step. Each step restores its episode's own snapshot, so
+the order changes no result: samples and trajectories are recorded in the batch order.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ def group_rollout(
     samples: list[StepSample] = []
     trajectories = []
     active: list[tuple[int, int, Node]] = []
+    first_of = {task: i for i, task in reversed(list(enumerate(tasks)))}  # a task id's first index: its game's rank
     for i, (env, task) in enumerate(zip(envs, tasks)):
         root = stepper.root(env, task)
         active += [(i, j, root) for j in range(group_size)]
@@ -61,9 +67,11 @@ def group_rollout(
         responses = policy.sample(inputs, [1] * len(inputs), temperature)
         stats.time_generate += time.perf_counter() - t0
         stats.policy_calls += 1
+        by_game = sorted(range(len(active)), key=lambda k: (first_of[tasks[active[k][0]]], k))
+        stepped = {k: stepper.step(envs[active[k][0]], active[k][2], responses[k][0]) for k in by_game}
         still_active = []
-        for (i, j, node), inp, (response,) in zip(active, inputs, responses):
-            child, tr, action, valid = stepper.step(envs[i], node, response)
+        for k, ((i, j, node), inp, (response,)) in enumerate(zip(active, inputs, responses)):
+            child, tr, action, valid = stepped[k]
             stats.generated_tokens += len(response.token_ids)
             samples.append(
                 StepSample(

@@ -222,6 +222,30 @@ def test_group_rollout_labels_and_lockstep():
     assert all(t.won and t.length == 2 for t in t0)
 
 
+def test_group_rollout_steps_game_by_game_and_records_in_batch_order():
+    class SwitchCounting(GraphEnv):
+        """Counts game switches: restores of a task other than the one stepped last."""
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.switches, self.last_task = 0, None
+
+        def restore(self, snapshot):
+            self.switches += snapshot[0] != self.last_task
+            self.last_task = snapshot[0]
+            return super().restore(snapshot)
+
+    env = SwitchCounting(GRAPH, {"t0": "A", "t1": "C"}, goals={"WIN"}, max_steps=3)
+    plan = ["t0", "t1", "t0", "t1"]  # an evaluation cycling through two games
+    policy = ScriptedPolicy(lambda inp, i: REPLIES[inp.actions][0])
+    result = group_rollout([env] * 4, plan, policy, group_size=1, temperature=1.0)
+    # batch order kept: step 1 of the four episodes, then step 2, ...; the t0 episodes win after two steps
+    assert [s.task_id for s in result.samples] == plan + plan + ["t1", "t1"]
+    assert [s.group for s in result.samples] == [0, 1, 2, 3, 0, 1, 2, 3, 1, 3]
+    # step 1: t0 t0 | t1 t1, step 2: t0 | t1, step 3: t1 (no switch); in plan order it was 4 + 4 + 0
+    assert env.switches == 2 + 2 + 0
+
+
 def test_bad_budgets_are_config_errors():
     from spo3.config import ConfigError
 
