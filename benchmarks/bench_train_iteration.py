@@ -71,7 +71,7 @@ def run(label: str, overrides: list[str], out: Path) -> tuple[float, list[dict],
         records = read_metrics(loop.train(cfg))
     finally:
         loop.ppo_update = ppo_update
-    seconds = sum(r["time"]["iteration"] for r in records if "time" in r)
+    seconds = sum(r["time"].get("iteration", 0.0) for r in records if "time" in r)
     return seconds, records, calls
 
 
@@ -110,7 +110,7 @@ def main() -> None:
         results = {label: run(label, overrides, out) for label in ("before", "after")}
         total = time.perf_counter() - t0
     for label, (seconds, records, calls) in results.items():
-        iterations = sum(1 for r in records if "time" in r)
+        iterations = sum(1 for r in records if "iteration" in r.get("time", {}))
         print(f"{label:<7}: {seconds / iterations:6.2f} s/iteration over {iterations} iterations  "
               f"({calls['updates']} updates, {calls['optimizer_steps']} optimiser steps)")
     ratio = results["before"][0] / results["after"][0]

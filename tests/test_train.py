@@ -125,7 +125,12 @@ def test_metrics_record_schema(tmp_path):
                 "generated_tokens", "unique_states", "mean_state_score", "high_score_share", "n_hist",
                 "truncations", "valid_action_ratio", "loss", "eval"):
         assert key in rec, key
-    assert set(rec["time"]) == {"generate", "env", "score", "update", "iteration"}
+    assert set(rec["time"]) == {"generate", "env", "score", "update", "iteration", "eval"}
+    assert rec["time"]["eval"] > 0 and read_metrics(run)[1]["time"]["eval"] == 0.0  # eval.every=2: not at 1
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["evaluation"]["evaluations"] == 2  # iterations 0 and 2
+    assert summary["evaluation"]["time"] == pytest.approx(sum(r["time"]["eval"] for r in read_metrics(run)))
+    assert summary["counters"]["eval_time"] == summary["evaluation"]["time"]
     assert set(rec["eval"]) >= {"success_rate", "ci_low", "ci_high", "per_type", "episodes"}
     header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "eval/success_rate" in header and "time/generate" in header

@@ -344,7 +344,9 @@ class EvalConfig:
     """Evaluation during training and by `spo3 eval`."""
 
     every: int = 5
-    """Evaluate every N iterations (0: never during training); the last iteration is always evaluated."""
+    """Evaluate every N iterations (0: never during training); the last iteration is always evaluated. Each costs
+    `episodes` episodes of rollout: its seconds are in every record (time.eval) and their total and share of the run
+    in summary.json (evaluation), so the cadence can be chosen knowingly."""
     episodes: int = 8
     """Episodes per evaluation (tasks cycle through the eval split)."""
     temperature: float = 0.4

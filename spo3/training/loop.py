@@ -77,6 +77,10 @@ class Counters:
     trajectories: int = 0
     optimizer_steps: int = 0
     wall_time: float = 0.0
+    """Seconds in training iterations (rollout, statistics, update), evaluations excluded."""
+    eval_time: float = 0.0
+    """Seconds in evaluations (``eval.every`` sets how many)."""
+    evaluations: int = 0
 
 
 @dataclass
@@ -238,16 +242,23 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
 
         warm_losses = warm_start(policy, env, train_tasks, cfg)
 
-    def evaluation(iteration: int) -> dict[str, Any]:
-        return evaluate(
+    def evaluation(iteration: int) -> tuple[dict[str, Any], float]:
+        """The evaluation report and its cost in seconds (also added to the counters)."""
+        t0 = time.perf_counter()
+        report = evaluate(
             policy, env, eval_tasks, cfg.eval.episodes, temperature=cfg.eval.temperature,
             seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
         ).to_dict()
+        seconds = time.perf_counter() - t0
+        counters.eval_time += seconds
+        counters.evaluations += 1
+        return report, seconds
 
     if start == 0 and cfg.eval.every:  # the starting point of every learning curve
+        report, seconds = evaluation(0)
         logger.write({
             "iteration": 0, "algorithm": cfg.algo.name, "seed": cfg.seed, **env_label,
-            "env_steps_total": 0, "generated_tokens_total": 0, "eval": evaluation(0),
+            "env_steps_total": 0, "generated_tokens_total": 0, "eval": report, "time": {"eval": seconds},
             **({"warm_start_loss": warm_losses} if warm_losses else {}),
         })
 
@@ -276,8 +287,9 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         record = _iteration_metrics(cfg, iteration, result, store, updates, counters, wall, env_label)
         if record.get("no_sibling_group"):
             log.warning("iteration %d: 3SPO produced no sibling group (every expansion had n <= 1): no learning signal", iteration)
+        record["time"]["eval"] = 0.0
         if (cfg.eval.every and iteration % cfg.eval.every == 0) or iteration == cfg.iterations:
-            record["eval"] = evaluation(iteration)
+            record["eval"], record["time"]["eval"] = evaluation(iteration)
         logger.write(record)
         if iteration % cfg.log.checkpoint_every == 0 or iteration == cfg.iterations:
             save_checkpoint(
@@ -293,5 +305,13 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
     if progress is not None:
         progress.close()
     logger.close()
-    (run_dir / "summary.json").write_text(json.dumps({"iterations": cfg.iterations, "counters": counters.__dict__}, indent=1))
+    cost = {
+        "every": cfg.eval.every, "episodes": cfg.eval.episodes, "evaluations": counters.evaluations,
+        "time": counters.eval_time, "share_of_time": counters.eval_time / max(counters.eval_time + counters.wall_time, 1e-9),
+    }
+    summary = {"iterations": cfg.iterations, "counters": counters.__dict__, "evaluation": cost}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    if progress is not None:  # the cadence is a choice with a price: say what it cost
+        print(f"{cfg.run_name}: {counters.evaluations} evaluations (eval.every={cfg.eval.every}) took "
+              f"{counters.eval_time:.1f} s, {100 * cost['share_of_time']:.0f}% of training and evaluation time")
     return run_dir
