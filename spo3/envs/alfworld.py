@@ -17,7 +17,8 @@ wrapper does. An inadmissible command is a no-op: TextWorld answers "Nothing hap
 and the ALFWorld grammar never produces that sentence otherwise).
 
 **Speed and memory.** A cold reset parses the game's PDDL and grounds it twice with fast-downward's translator
-(inside TextWorld's ``load`` and ``reset``), about 1-2 s. Each loaded game is kept in a bounded process-wide LRU
+(inside TextWorld's ``load`` and ``reset``), about 1-2 s; the translations (80% of that) are cached on disk
+(:func:`_cached_translations`), so only the first cold load of a game on a machine pays for them. Each loaded game is kept in a bounded process-wide LRU
 cache (:func:`set_game_cache_size`, default 32 games, 3-5 MB each), so a later reset of it, by any
 :class:`AlfworldEnv` of the process, only reloads the already translated planning task into the planner library
 (about 2 ms, and only if another game ran since) and installs the cached initial state. All envs of a process
@@ -51,17 +52,23 @@ from the initial state, a few microseconds per operator and no text generation.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ctypes
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import pickle
+import tempfile
+import warnings
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
+from spo3.config.paths import cache_root
 from spo3.envs.alfworld_data import ALFWORLD_SPLITS, GAMES_DIR, AlfworldDataError, default_data_dir
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 
@@ -232,6 +239,45 @@ def _private_copy(facts: _Facts) -> _Facts:
     )
 
 
+@contextlib.contextmanager
+def _cached_translations() -> Iterator[None]:
+    """Within the block, fast-downward's PDDL -> SAS translation (``pddl2sas``, pure Python, ~0.6 s a call; a cold
+    load makes four: plain and optimised, in TextWorld's ``load`` and again in ``reset``) is read from
+    ``$SPO3_CACHE/alfworld_sas`` when that holds it, else run and stored there. An entry is the pickled result
+    under the sha256 of its inputs and of the translator's version, and carries the sha256 of its bytes: a damaged
+    entry is reported and recomputed. Scoped to the block, so other users of fast-downward (e.g. ALFWorld's own
+    environment in the benchmarks) keep the untouched translator."""
+    import fast_downward
+    from importlib.metadata import version
+
+    translate, directory = fast_downward.pddl2sas, cache_root() / "alfworld_sas"
+    salt = f"fast-downward-textworld {version('fast-downward-textworld')}"
+
+    def cached(domain: str, problem: str, verbose: bool = False, optimize: bool = False) -> Any:
+        key = hashlib.sha256("\0".join((salt, domain, problem, str(bool(optimize)))).encode()).hexdigest()
+        path = directory / f"{key}.pkl"
+        with contextlib.suppress(FileNotFoundError):
+            blob = path.read_bytes()
+            digest, payload = blob[:64], blob[64:]
+            if digest == hashlib.sha256(payload).hexdigest().encode():
+                return pickle.loads(payload)  # written by this function only
+            warnings.warn(f"ALFWorld translation cache entry {path} is damaged; translating again", stacklevel=2)
+        result = translate(domain, problem, verbose=verbose, optimize=optimize)
+        payload = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        with contextlib.suppress(OSError):  # no cache then (read-only or full disk)
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".tmp") as handle:
+                handle.write(hashlib.sha256(payload).hexdigest().encode() + payload)
+            os.replace(handle.name, path)
+        return result
+
+    fast_downward.pddl2sas = cached
+    try:
+        yield
+    finally:
+        fast_downward.pddl2sas = translate
+
+
 class _Engine:
     """The process's one TextWorld PDDL engine (``PddlEnv`` + alfworld's demangler) and its planner library."""
 
@@ -277,8 +323,9 @@ class _Engine:
         # From here on the library and TextWorld's objects belong to the new game: forget the old one first, so
         # that a failure half-way can never let an old state id be applied to the wrong task.
         self.active, self.installed, self.lib_token = None, None, object()
-        self.tw.load(data)
-        initial_state = self.tw.reset()
+        with _cached_translations():
+            self.tw.load(data)
+            initial_state = self.tw.reset()
         self.pddl_env._game_file = str(path)
         pddl_state = self.pddl_env._pddl_state
         game = _LoadedGame(

@@ -117,6 +117,33 @@ def test_warm_reset_does_not_parse_again(alfworld_env, monkeypatch):
     assert alfworld_env.reset(CLEAN) == first
 
 
+def test_cold_loads_reuse_translations_cached_on_disk(alfworld_env, monkeypatch, tmp_path):
+    import fast_downward
+
+    monkeypatch.setenv("SPO3_CACHE", str(tmp_path))
+    translations = []
+    translate = fast_downward.pddl2sas
+    monkeypatch.setattr(fast_downward, "pddl2sas", lambda *a, **k: translations.append(1) or translate(*a, **k))
+    game = ROOT + "pick_heat_then_place_in_recep-Tomato-None-GarbageCan-10/trial_T20190908_225046_020282/game.tw-pddl"
+
+    def cold_episode():
+        """Reset the game cold (forgotten by the process) and follow its walkthrough."""
+        alfworld_module._GAMES._games.pop(str((alfworld_env.data_dir / game).resolve()), None)
+        alfworld_env.reset(LOOK)  # the engine runs another game, so the next reset of `game` is cold
+        return [alfworld_env.reset(game)] + [outcome(alfworld_env.step(a)) for a in alfworld_env.walkthrough(game)]
+
+    first = cold_episode()
+    assert len(translations) == 2  # plain and optimised, once each: TextWorld's reset read what its load stored
+    assert len(list((tmp_path / "alfworld_sas").glob("*.pkl"))) == 2
+    assert cold_episode() == first and len(translations) == 2  # nothing translated again, same game
+    assert fast_downward.pddl2sas.__name__ == "<lambda>" and first[-1][3]  # the cache unpatched itself; won
+    entry = sorted((tmp_path / "alfworld_sas").glob("*.pkl"))[0]
+    entry.write_bytes(entry.read_bytes()[:-5] + b"xxxxx")
+    with pytest.warns(UserWarning, match="damaged"):
+        assert cold_episode() == first
+    assert len(translations) == 3
+
+
 @settings(max_examples=10, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(
     game=st.sampled_from([LOOK, CLEAN]),
