@@ -99,7 +99,8 @@ def main() -> None:
     args = parser.parse_args()
     overrides = [f"iterations={1 if args.smoke else args.iterations}", "eval.every=0", "eval.episodes=2"]
     if args.smoke:
-        overrides += ["warm_start.epochs=2", "algo.max_env_steps=12", "policy.max_new_tokens=12"]
+        overrides += ["tasks_per_iteration=1", "warm_start.epochs=1", "algo.max_env_steps=6", "policy.max_new_tokens=8",
+                      "eval.episodes=1"]
     load = os.getloadavg()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s); load average {load[0]:.2f} "
           f"(1 min) on {os.cpu_count()} cores; config {CONFIG.relative_to(REPO_ROOT)} {' '.join(overrides)}")

@@ -196,3 +196,18 @@ def test_iteration_without_sibling_group_warns_and_is_logged(tmp_path, caplog):
     assert [w.levelname for w in warnings] == ["WARNING", "WARNING"]  # once per iteration
     normal = train(config(tmp_path, "3spo", "normal", "iterations=1", "eval.every=0"), env=maze())
     assert read_metrics(normal)[-1]["no_sibling_group"] == 0
+
+
+def test_task_sampler_draws_every_task_once_per_pass_with_copies_side_by_side():
+    tasks = [f"t{i}" for i in range(5)]
+    sampler = train_module.TaskSampler(tasks, seed=3)
+    first = sampler.next(3) + sampler.next(2)
+    assert sorted(first) == tasks  # one pass
+    draw = sampler.next(7)  # the rest of nothing, a pass, and two of the next: two tasks twice
+    assert len(draw) == 7 and set(draw) == set(tasks)
+    runs = [t for i, t in enumerate(draw) if i == 0 or draw[i - 1] != t]
+    assert len(runs) == len(set(draw))  # every task's copies are adjacent
+    state = sampler.state()
+    again = train_module.TaskSampler(tasks, seed=0)
+    again.set_state(state)
+    assert again.next(4) == sampler.next(4)

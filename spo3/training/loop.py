@@ -45,7 +45,12 @@ log = logging.getLogger(__name__)
 
 
 class TaskSampler:
-    """Cycles through a task list in seeded shuffled passes (every task once per pass), resumable exactly."""
+    """Cycles through a task list in seeded shuffled passes (every task once per pass), resumable exactly.
+
+    A draw that holds a task more than once (it spans two passes, or asks for more tasks than there are) lists
+    the copies side by side, in order of first appearance: the same tasks, ordered so that an environment running
+    one game at a time (ALFWorld's shared engine) switches games less often during the iteration.
+    """
 
     def __init__(self, tasks: list[str], seed: int) -> None:
         self.tasks = list(tasks)
@@ -58,7 +63,8 @@ class TaskSampler:
             if not self.order:
                 self.order = self.rng.permutation(len(self.tasks)).tolist()
             out.append(self.tasks[self.order.pop(0)])
-        return out
+        first = {task: i for i, task in reversed(list(enumerate(out)))}
+        return sorted(out, key=first.__getitem__)
 
     def state(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state, "order": self.order}
