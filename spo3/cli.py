@@ -43,6 +43,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from spo3.training.builders import build_env, build_policy, env_corpus, task_list
     from spo3.training.checkpoint import latest_checkpoint, load_checkpoint
     from spo3.config import load_config
+    from spo3.envs.guard import GuardedEnv
     from spo3.training.evaluate import evaluate
 
     target = Path(args.run)
@@ -53,7 +54,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if checkpoint is None:
             raise SystemExit(f"spo3 eval: no checkpoint under {target / 'checkpoints'}")
     cfg = load_config(run_dir / "config.yaml", args.overrides)
-    env = build_env(cfg.env, cfg.seed)
+    env = GuardedEnv(lambda: build_env(cfg.env, cfg.seed), cfg.env.step_timeout_s)
     split = args.split or cfg.env.eval_split
     tasks = task_list(env, cfg.env, split, cfg.seed)
     corpus = env_corpus(env, task_list(env, cfg.env, cfg.env.train_split, cfg.seed)) if cfg.policy.kind == "hf" else ()
@@ -65,7 +66,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         policy, env, tasks, episodes, temperature=temperature, seed=args.seed, scope=cfg.algo.state_scope,
         history_length=cfg.env.history_length,
     )
-    label = f" catalogue={env.catalogue}" if hasattr(env, "catalogue") else ""
+    label = f" catalogue={env.inner.catalogue}" if hasattr(env.inner, "catalogue") else ""
     print(f"{checkpoint} on {cfg.env.name}/{split}{label}: {episodes} episodes, temperature {temperature}")
     print(f"success {report.success_rate:.3f}  (95% CI {report.ci_low:.3f}-{report.ci_high:.3f}, "
           f"{report.successes}/{report.episodes})  mean length {report.mean_length:.1f}")
@@ -76,8 +77,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
               f"CI {row['ci_low']:.2f}-{row['ci_high']:.2f})")
     out = Path(args.out) if args.out else run_dir / f"eval-{split}-{checkpoint.name}.json"
     record = {"checkpoint": str(checkpoint), "split": split, "temperature": temperature, "seed": args.seed, **report.to_dict(True)}
-    if hasattr(env, "catalogue"):
-        record["catalogue"] = env.catalogue
+    if hasattr(env.inner, "catalogue"):
+        record["catalogue"] = env.inner.catalogue
     out.write_text(json.dumps(record, indent=1))
     print(f"written: {out}")
     return 0

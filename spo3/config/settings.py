@@ -7,6 +7,7 @@ is a named field whose docstring says why.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
@@ -104,6 +105,10 @@ class EnvConfig:
     """Environment reward on success. Upstream uses 10; we use 1 so that R_success = won in {0, 1} (Eq. 2)."""
     history_length: int = 2
     """K in the K-step memory of the prompt (upstream 2)."""
+    step_timeout_s: float = 60.0
+    """Bound in seconds of every reset, step and restore of the environment engine. A call that times out or raises
+    ends its episode as a failure, the engine is recreated and training continues (spo3.envs.guard; a call stuck
+    in native code past twice the bound ends the process, which --resume continues)."""
     textworld: TextWorldConfig = field(default_factory=TextWorldConfig)
     """Settings for name=textworld."""
     alfworld: AlfworldConfig = field(default_factory=AlfworldConfig)
@@ -115,6 +120,8 @@ class EnvConfig:
         check(self.max_steps >= 1, "max_steps", f"must be >= 1, got {self.max_steps}")
         check(self.reward_scale > 0, "reward_scale", f"must be > 0, got {self.reward_scale}")
         check(self.history_length >= 0, "history_length", f"must be >= 0, got {self.history_length}")
+        check(math.isfinite(self.step_timeout_s) and self.step_timeout_s > 0, "step_timeout_s",
+              f"must be a finite number > 0, got {self.step_timeout_s}")
 
 
 @dataclass

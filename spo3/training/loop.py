@@ -31,6 +31,7 @@ from spo3.config import TrainConfig
 from spo3.config.loading import to_dict
 from spo3.training.credit import assign_advantages, loss_rows
 from spo3.envs.base import TextEnv
+from spo3.envs.guard import GuardedEnv
 from spo3.training.evaluate import evaluate
 from spo3.metrics import MetricsLogger
 from spo3.rollout.common import RolloutResult, StepSample
@@ -76,6 +77,7 @@ class Counters:
     generated_tokens: int = 0
     trajectories: int = 0
     optimizer_steps: int = 0
+    env_failures: int = 0
     wall_time: float = 0.0
 
 
@@ -145,6 +147,8 @@ def _iteration_metrics(
         "truncated_state_share": summary["truncated_share"],
         "n_hist": {str(k): v for k, v in sorted(stats.n_hist.items())},
         "truncations": stats.truncations,
+        "env_failures": stats.env_failures,
+        "env_failures_total": counters.env_failures,
         "valid_action_ratio": stats.valid_actions / stats.decisions if stats.decisions else 1.0,
         "loss": loss,
         **no_signal,
@@ -211,7 +215,12 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
     (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
     _seed_everything(cfg.seed)
-    env = env if env is not None else build_env(cfg.env, cfg.seed)
+    engine = env if env is not None else build_env(cfg.env, cfg.seed)
+    env_label = {"env": cfg.env.name, **({"catalogue": engine.catalogue} if hasattr(engine, "catalogue") else {})}
+    # Every engine call of training and evaluation goes through the guard (sanitised commands, bounded calls).
+    env = GuardedEnv(
+        (lambda: engine) if env is not None else (lambda: build_env(cfg.env, cfg.seed)), cfg.env.step_timeout_s,
+    )
     train_tasks = task_list(env, cfg.env, cfg.env.train_split, cfg.seed)
     eval_tasks = task_list(env, cfg.env, cfg.env.eval_split, cfg.seed)
     corpus = env_corpus(env, train_tasks) if cfg.policy.kind == "hf" else ()
@@ -221,7 +230,6 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
     sampler = TaskSampler(train_tasks, cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1)
     counters = Counters()
-    env_label = {"env": cfg.env.name, **({"catalogue": env.catalogue} if hasattr(env, "catalogue") else {})}
     logger = MetricsLogger(run_dir, cfg.log.tensorboard, cfg.log.wandb, to_dict(cfg))
 
     start, warm_losses = 0, None
@@ -270,6 +278,7 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         counters.env_steps += result.stats.env_steps
         counters.generated_tokens += result.stats.generated_tokens
         counters.trajectories += len(result.trajectories)
+        counters.env_failures += result.stats.env_failures
         counters.optimizer_steps += sum(d.get("optimizer_steps", 0) for d in updates.diags)
         wall = time.perf_counter() - t_start
         counters.wall_time += wall
