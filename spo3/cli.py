@@ -1,6 +1,7 @@
 """The ``spo3`` command (argument parsing only; the work happens in the library).
 
-    spo3 train CONFIG [key=value ...] [--resume]      train (configs/*.yaml; overrides like algo.name=grpo)
+    spo3 train CONFIG [key=value ...]                 train (configs/*.yaml; overrides like algo.name=grpo)
+    spo3 train RUN --resume [auto|iter_NNNNNN]        continue a run (newest intact checkpoint; --allow-config-change)
     spo3 train --help-config                          every config field with its default and meaning
     spo3 eval RUN_OR_CHECKPOINT [--split valid_unseen] evaluate a run's newest checkpoint (or a given one)
     spo3 data alfworld --from DIR [--to DIR]          install the ALFWorld game archives, verified
@@ -34,7 +35,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         source = source / "config.yaml"
     cfg = load_config(source, args.overrides)
     run_dir = Path(args.config) if Path(args.config).is_dir() else None
-    run = train(cfg, resume=args.resume, run_dir=run_dir)
+    run = train(cfg, resume=args.resume or False, run_dir=run_dir, allow_config_change=args.allow_config_change)
     print(f"run directory: {run}\nmetrics: {run / 'metrics.jsonl'} (and metrics.csv)\ncheckpoints: {run / 'checkpoints'}")
     return 0
 
@@ -106,7 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train GRPO, GiGPO or 3SPO")
     p.add_argument("config", nargs="?", help="YAML config (configs/*.yaml), or a run directory with --resume")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. algo.name=grpo seed=3")
-    p.add_argument("--resume", action="store_true", help="continue from the run's newest checkpoint")
+    p.add_argument(
+        "--resume", nargs="?", const="auto", metavar="auto|CHECKPOINT",
+        help="continue the run: from its newest intact checkpoint (auto, the default), or from the named one "
+        "(iter_000010); a run without any checkpoint starts from the beginning",
+    )
+    p.add_argument(
+        "--allow-config-change", nargs="+", default=[], metavar="FIELD",
+        help="with --resume: fields of the run's fingerprint (algo.name, algo.alpha, seed...) that may differ from "
+        "the checkpoint's; the change is logged and takes effect",
+    )
     p.add_argument("--help-config", action="store_true", help="list every config field and exit")
     p.set_defaults(fn=_cmd_train)
 
@@ -136,19 +146,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_USER_ERRORS = {
+    "spo3.config.loading": ("ConfigError",),
+    "spo3.training.checkpoint": ("CheckpointError",),
+    "spo3.training.run_dir": ("ResumeError", "RunLockedError"),
+}
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors reported as one line with exit status 2 (only from modules already imported: nothing else can have
+    raised them, and importing them here would load torch for every command)."""
+    found: list[type[BaseException]] = [FileNotFoundError, FileExistsError]
+    for module, names in _USER_ERRORS.items():
+        if module in sys.modules:
+            found += [getattr(sys.modules[module], name) for name in names]
+    return tuple(found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
+    if args.command == "train":  # key=value overrides swallowed by --resume / --allow-config-change
+        if args.resume is not None and "=" in args.resume:
+            args.overrides.append(args.resume)
+            args.resume = "auto"
+        args.overrides += [f for f in args.allow_config_change if "=" in f]
+        args.allow_config_change = [f for f in args.allow_config_change if "=" not in f]
     # key=value overrides may also follow options (spo3 train RUN --resume iterations=40)
     if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    from spo3.config.loading import ConfigError
-
     try:
         return args.fn(args)
-    except (ConfigError, FileNotFoundError, FileExistsError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
         print(f"spo3 {args.command}: {exc}", file=sys.stderr)
         return 2
 
