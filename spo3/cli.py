@@ -88,7 +88,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_data(args: argparse.Namespace) -> int:
     from spo3.envs.alfworld_data import format_install_report, install_alfworld
 
-    report = install_alfworld(args.source, args.to, args.splits, force=args.force)
+    report = install_alfworld(args.source, args.to, args.splits, force=args.force, allow_unpinned=args.allow_unpinned)
     print(format_install_report(report))
     return 0
 
@@ -137,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--to", help="data directory (default: $ALFWORLD_DATA or ~/.cache/alfworld)")
     a.add_argument("--splits", nargs="*", help="splits to install (default: every archive found)")
     a.add_argument("--force", action="store_true", help="extract and verify again")
+    a.add_argument("--allow-unpinned", action="store_true",
+                   help="trust a SHA256SUMS.members that spo3 does not know (default: refuse it)")
     a.set_defaults(fn=_cmd_data)
 
     p = sub.add_parser("quickstart", help="the main job: 3SPO vs GRPO with a tabular policy on a TextWorld game")
@@ -147,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _USER_ERRORS = {
+    "spo3.envs.alfworld_data": ("AlfworldDataError",),
     "spo3.config.loading": ("ConfigError",),
     "spo3.training.checkpoint": ("CheckpointError",),
     "spo3.training.run_dir": ("ResumeError", "RunLockedError"),

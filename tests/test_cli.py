@@ -48,3 +48,10 @@ def test_train_small_textworld_config_then_eval(algo, tmp_path, capsys):
     # resume from the run directory: two more iterations
     assert main(["train", str(run), "--resume", "iterations=4"]) == 0
     assert [r["iteration"] for r in read_metrics(run)][-1] == 4
+    # a changed fingerprint field is refused in one line, and accepted when allowed
+    assert main(["train", str(run), "--resume", "algo.alpha=1.0", "iterations=5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "algo.alpha 50.0 -> 1.0" in err and "--allow-config-change algo.alpha" in err
+    assert main(["train", str(run), "--resume", "--allow-config-change", "algo.alpha", "algo.alpha=1.0",
+                 "iterations=5"]) == 0
+    assert [r["iteration"] for r in read_metrics(run)][-1] == 5
