@@ -96,38 +96,32 @@ def _raise_timeout(signum: int, frame: Any) -> None:
 
 
 class _Watchdog:
-    """One daemon thread that ends the process when an armed deadline passes (see the module docstring)."""
+    """A daemon thread that ends the process when an armed deadline has passed (module docstring). Arming and
+    disarming are plain assignments, so that an engine call pays no lock and no thread switch; the thread looks
+    every :attr:`POLL_S` seconds."""
+
+    POLL_S = 0.05
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._deadline: float | None = None
-        self._what = ""
+        self.armed: tuple[float, str] | None = None
         self._thread: threading.Thread | None = None
 
     def arm(self, seconds: float, what: str) -> None:
-        with self._cond:
-            self._deadline, self._what = time.monotonic() + seconds, what
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="spo3-env-watchdog", daemon=True)
-                self._thread.start()
-            self._cond.notify()
+        self.armed = (time.monotonic() + seconds, what)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="spo3-env-watchdog", daemon=True)
+            self._thread.start()
 
     def disarm(self) -> None:
-        with self._cond:
-            self._deadline = None
+        self.armed = None
 
     def _run(self) -> None:
-        with self._cond:
-            while True:
-                if self._deadline is None:
-                    self._cond.wait()
-                    continue
-                left = self._deadline - time.monotonic()
-                if left > 0:
-                    self._cond.wait(left)
-                    continue
+        while True:
+            time.sleep(self.POLL_S)
+            armed = self.armed
+            if armed is not None and time.monotonic() > armed[0]:
                 sys.stderr.write(
-                    f"spo3: {self._what} has not returned and cannot be interrupted (stuck in native code); "
+                    f"spo3: {armed[1]} has not returned and cannot be interrupted (stuck in native code); "
                     f"exiting with status {EXIT_ENGINE_HUNG}. Resume the run with --resume.\n"
                 )
                 sys.stderr.flush()
@@ -139,18 +133,19 @@ _WATCHDOG = _Watchdog()
 
 def bounded_call(fn: Callable[[], T], timeout_s: float, what: str) -> T:
     """``fn()``, raising :class:`EnvTimeout` after ``timeout_s`` (main thread) and ending the process after twice
-    that if the call cannot be interrupted (module docstring)."""
+    that if the call cannot be interrupted (module docstring). In the main thread the guard's SIGALRM handler is
+    installed on first use and stays (the guard owns SIGALRM)."""
     _WATCHDOG.arm(2 * timeout_s, what)
     try:
         if threading.current_thread() is not threading.main_thread():
             return fn()
-        previous = signal.signal(signal.SIGALRM, _raise_timeout)
+        if signal.getsignal(signal.SIGALRM) is not _raise_timeout:
+            signal.signal(signal.SIGALRM, _raise_timeout)
         signal.setitimer(signal.ITIMER_REAL, timeout_s)
         try:
             return fn()
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
     finally:
         _WATCHDOG.disarm()
 
