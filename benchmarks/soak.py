@@ -73,6 +73,24 @@ def guard_overhead(repeats: int) -> tuple[float, float]:
     return totals[id(raw)] / repeats * 1e6, totals[id(guarded)] / repeats * 1e6
 
 
+def metrics_write_ms(record: dict, rows: int, repeats: int = 10) -> tuple[float, float]:
+    """Milliseconds per metrics write with ``rows`` records already logged: appending (now) vs rewriting the whole
+    CSV (what every write did before issue 12), side by side on the same files."""
+    with tempfile.TemporaryDirectory() as tmp:
+        logger = MetricsLogger(Path(tmp))
+        for i in range(rows):
+            logger.write({**record, "iteration": i})
+        t0 = time.perf_counter()
+        for i in range(repeats):
+            logger.write({**record, "iteration": rows + i})
+        append = (time.perf_counter() - t0) / repeats
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            logger._rewrite(logger.records, jsonl=False)
+        rewrite = (time.perf_counter() - t0) / repeats
+    return append * 1e3, rewrite * 1e3
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iterations", type=int, default=1000)
@@ -125,6 +143,9 @@ def main() -> None:
     raw_us, guarded_us = guard_overhead(200 if args.smoke else 5000)
     print(f"environment guard: {raw_us:.0f} us raw vs {guarded_us:.0f} us guarded per TextWorld restore+step+snapshot "
           f"(ratio {guarded_us / raw_us:.3f})")
+    for rows in (200,) if args.smoke else (2000, 8000):
+        append_ms, rewrite_ms = metrics_write_ms(records[-1], rows)
+        print(f"metrics write at {rows} rows: {append_ms:.2f} ms appending vs {rewrite_ms:.1f} ms rewriting the CSV")
     if args.out is None:
         shutil.rmtree(out, ignore_errors=True)
 

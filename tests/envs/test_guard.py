@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spo3.envs.base import EnvError
@@ -216,6 +216,10 @@ def textworld_env():
     return TextWorldGamesEnv("tw-coin_collector", 1, train_seeds=[0], valid_seeds=[], test_seeds=[])
 
 
+FUZZ = settings(max_examples=25)  # each example steps a real engine; the nasty fragments are sampled explicitly
+
+
+@FUZZ
 @given(reply=REPLIES)
 def test_fuzzed_replies_into_textworld(textworld_env, reply):
     _fuzz(textworld_env, textworld_env.tasks("train")[0], reply)
@@ -230,11 +234,13 @@ def webshop_env():
                       seed=0)
 
 
+@FUZZ
 @given(reply=REPLIES)
 def test_fuzzed_replies_into_webshop(webshop_env, reply):
     _fuzz(webshop_env, webshop_env.tasks("test")[0], reply)
 
 
+@FUZZ
 @given(reply=REPLIES)
 def test_fuzzed_replies_into_alfworld(alfworld_env, reply):
     task = alfworld_env.tasks("valid_unseen")[0]
