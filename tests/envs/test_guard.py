@@ -213,7 +213,7 @@ def _fuzz(env, task_id: str, reply: str) -> None:
 def textworld_env():
     from spo3.envs.textworld_games import TextWorldGamesEnv
 
-    return TextWorldGamesEnv("tw-coin_collector", 1, train_seeds=[0], valid_seeds=[], test_seeds=[])
+    return TextWorldGamesEnv("tw-coin_collector", 5, train_seeds=[0], valid_seeds=[], test_seeds=[])
 
 
 FUZZ = settings(max_examples=25)  # each example steps a real engine; the nasty fragments are sampled explicitly
@@ -240,8 +240,36 @@ def test_fuzzed_replies_into_webshop(webshop_env, reply):
     _fuzz(webshop_env, webshop_env.tasks("test")[0], reply)
 
 
-@FUZZ
+@settings(max_examples=15)  # an ALFWorld step costs ~50-100 ms
 @given(reply=REPLIES)
 def test_fuzzed_replies_into_alfworld(alfworld_env, reply):
     task = alfworld_env.tasks("valid_unseen")[0]
     _fuzz(alfworld_env, task, reply)
+
+
+@pytest.mark.parametrize("fixture", ["textworld_env", "webshop_env", "alfworld_env"])
+def test_a_hung_engine_call_recovers_in_every_family(fixture, request, monkeypatch):
+    """A step that never returns (here: spinning in Python) ends its episode as a failure; a snapshot taken before
+    is then replayed on the recreated engine and continues exactly as the original would have."""
+    env = request.getfixturevalue(fixture)
+    task = env.tasks("valid_unseen" if fixture == "alfworld_env" else ("test" if fixture == "webshop_env" else "train"))[0]
+    walkthrough = env.walkthrough(task)
+    env.reset(task)
+    expected = [env.step(action) for action in walkthrough[:2]][1]
+    original = type(env).step
+
+    def step(self, action):
+        while action == "hang":
+            pass
+        return original(self, action)
+
+    monkeypatch.setattr(type(env), "step", step)
+    guarded = GuardedEnv(lambda: env, timeout_s=0.5)
+    guarded.reset(task)
+    guarded.step(walkthrough[0])
+    after_first = guarded.snapshot()
+    t0 = time.perf_counter()
+    failed = guarded.step("hang")
+    assert time.perf_counter() - t0 < 5 and failed.done and not failed.won and "env_failure" in failed.info
+    guarded.restore(after_first)
+    assert guarded.step(walkthrough[1]) == expected
