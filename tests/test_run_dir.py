@@ -41,6 +41,10 @@ def test_crash_before_the_first_checkpoint_resumes_from_the_beginning(tmp_path, 
     assert (run / "metrics.jsonl").exists() and not checkpoints(run)
     with pytest.raises(FileExistsError):  # still protected against a plain restart
         train(config(tmp_path, "grpo", "crashed", "iterations=2"), env=maze())
+    orphan = train(config(tmp_path, "grpo", "orphan", "iterations=1"), env=maze())
+    (orphan / "metrics.jsonl").unlink()  # checkpoints alone also make a run: never mixed with a fresh one
+    with pytest.raises(FileExistsError):
+        train(config(tmp_path, "grpo", "orphan", "iterations=1"), env=maze())
     capsys.readouterr()
     train(config(tmp_path, "grpo", "crashed", "iterations=2"), resume=True, env=maze())
     assert "no checkpoint in" in capsys.readouterr().out

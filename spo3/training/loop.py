@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from spo3.training.builders import build_env, build_policy, env_corpus, task_list
-from spo3.training.checkpoint import load_checkpoint, save_checkpoint
+from spo3.training.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from spo3.training.run_dir import ResumePoint, RunLock, fingerprint, log_config_changes, remove_leftovers, resume_point
 from spo3.config import TrainConfig
 from spo3.config.loading import to_dict
@@ -221,7 +221,7 @@ def train(
       FileExistsError: the directory already holds a run and ``resume`` is off.
     """
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.log.output_dir) / cfg.run_name
-    if not resume and (run_dir / "metrics.jsonl").exists():
+    if not resume and ((run_dir / "metrics.jsonl").exists() or checkpoints(run_dir)):
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose log.run_name")
     with RunLock(run_dir):
         remove_leftovers(run_dir)
