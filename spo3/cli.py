@@ -173,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.resume is not None and "=" in args.resume:
             args.overrides.append(args.resume)
             args.resume = "auto"
+        if args.config is None and args.resume not in (None, "auto"):  # spo3 train --resume RUN
+            args.config, args.resume = args.resume, "auto"
         args.overrides += [f for f in args.allow_config_change if "=" in f]
         args.allow_config_change = [f for f in args.allow_config_change if "=" not in f]
     # key=value overrides may also follow options (spo3 train RUN --resume iterations=40)

@@ -51,7 +51,7 @@ def test_train_small_textworld_config_then_eval(algo, tmp_path, capsys):
     report = json.loads(next(run.glob("eval-train-iter_*.json")).read_text())
     assert report["episodes"] == 4 and len(report["per_episode"]) == 4
     # resume from the run directory: two more iterations
-    assert main(["train", str(run), "--resume", "iterations=4"]) == 0
+    assert main(["train", "--resume", str(run), "iterations=4"]) == 0
     assert [r["iteration"] for r in read_metrics(run)][-1] == 4
     # a changed fingerprint field is refused in one line, and accepted when allowed
     assert main(["train", str(run), "--resume", "algo.alpha=1.0", "iterations=5"]) == 2
