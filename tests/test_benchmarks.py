@@ -17,3 +17,12 @@ def test_benchmark_smoke(script):
     proc = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip(), "a benchmark must print what it measured"
+
+
+def test_soak_smoke():
+    script = BENCHMARKS[0].parent / "soak.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(script.parents[1])}
+    proc = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for line in ("RSS:", "last/first tenth", "state store:", "environment guard:"):
+        assert line in proc.stdout, proc.stdout

@@ -16,6 +16,7 @@ from spo3.rollout.tree import TreeSearch, TreeSettings
 from spo3.policies.base import PolicyInput
 from spo3.state import StateStore, state_key
 from spo3.training.loop import train
+from spo3.training.run_dir import ResumeError
 from spo3.training.update import build_optimizer
 from tests.fakes import GraphEnv, ScriptedPolicy, ScriptedTabular
 
@@ -95,9 +96,7 @@ def test_resume_continues_exactly(tmp_path, algo):
     assert s1 == s2
 
 
-def test_resume_needs_a_checkpoint_and_refuses_overwrite(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        train(config(tmp_path, "grpo", "none"), resume=True, env=maze())
+def test_resume_refuses_overwrite(tmp_path):
     train(config(tmp_path, "grpo", "once", "iterations=1"), env=maze())
     with pytest.raises(FileExistsError, match="--resume"):
         train(config(tmp_path, "grpo", "once", "iterations=1"), env=maze())
@@ -110,7 +109,7 @@ def test_damaged_checkpoint_is_reported(tmp_path):
     target = ckpt / "optimizer.pt"
     original = target.read_bytes()
     target.write_bytes(original[:-7] + b"garbage")
-    with pytest.raises(CheckpointError, match="optimizer.pt"):
+    with pytest.raises(ResumeError, match="optimizer.pt"):
         train(config(tmp_path, "grpo", "dmg", "iterations=2"), resume=True, env=maze())
     target.write_bytes(original)
     shutil.rmtree(ckpt / "policy")

@@ -7,6 +7,7 @@ is a named field whose docstring says why.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
@@ -34,6 +35,43 @@ __all__ = [
 ]
 
 
+TEXTWORLD_LEVELS: dict[str, range] = {
+    "tw-coin_collector": range(1, 301), "tw-treasure_hunter": range(1, 31), "tw-cooking": range(1, 5),
+}
+"""Challenges and levels of spo3.envs.textworld_games (CHALLENGES, its level ranges and COOKING_LEVELS; a test keeps
+them equal). Kept here so that a config is validated without importing TextWorld."""
+SPLITS: dict[str, tuple[str, ...]] = {
+    "textworld": ("train", "valid", "test"),
+    "alfworld": ("train", "valid_seen", "valid_unseen", "valid_train"),
+    "webshop": ("test", "valid", "train", "all"),
+}
+"""The splits of each environment family (a test keeps them equal to the environments')."""
+BUILTIN_MODELS = ("tiny", "smollm2")
+"""policy.model names that need no download (spo3.policies.hf_models)."""
+
+
+def _finite_positive(value: float, field_name: str) -> None:
+    check(math.isfinite(value) and value > 0, field_name, f"must be a finite number > 0, got {value}")
+
+
+def _existing_dir(value: str | None, field_name: str) -> None:
+    check(value is None or Path(value).expanduser().is_dir(), field_name, f"directory {value} does not exist")
+
+
+def _model_available(name: str) -> bool:
+    """A built-in name, a local directory, or a hub id already in the local Hugging Face cache (checked offline)."""
+    if name in BUILTIN_MODELS or Path(name).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repo id either
+        return False
+
+
 @dataclass
 class TextWorldConfig:
     """Generated TextWorld games (the fast CPU benchmark)."""
@@ -55,7 +93,11 @@ class TextWorldConfig:
     """Where generated games are cached; default $SPO3_CACHE/textworld or ~/.cache/spo3/textworld."""
 
     def __post_init__(self) -> None:
-        check(self.level >= 1, "level", f"must be >= 1, got {self.level}")
+        check(self.challenge in TEXTWORLD_LEVELS, "challenge",
+              f"unknown challenge {self.challenge!r}; expected one of {list(TEXTWORLD_LEVELS)}")
+        levels = TEXTWORLD_LEVELS[self.challenge]
+        check(self.level in levels, "level",
+              f"{self.challenge} has levels {levels.start}..{levels.stop - 1}, got {self.level}")
         check(len(self.train_seeds) > 0, "train_seeds", "needs at least one seed")
 
 
@@ -73,6 +115,7 @@ class AlfworldConfig:
 
     def __post_init__(self) -> None:
         check(self.max_tasks >= 0, "max_tasks", f"must be >= 0, got {self.max_tasks}")
+        _existing_dir(self.data_dir, "data_dir")
 
 
 @dataclass
@@ -86,6 +129,10 @@ class WebShopConfig:
     """Use only the first N products (None: all)."""
     max_tasks: int = 0
     """Use only the first N goals of a split; 0 means all."""
+
+    def __post_init__(self) -> None:
+        check(self.max_tasks >= 0, "max_tasks", f"must be >= 0, got {self.max_tasks}")
+        _existing_dir(self.data_dir, "data_dir")
 
 
 @dataclass
@@ -104,6 +151,10 @@ class EnvConfig:
     """Environment reward on success. Upstream uses 10; we use 1 so that R_success = won in {0, 1} (Eq. 2)."""
     history_length: int = 2
     """K in the K-step memory of the prompt (upstream 2)."""
+    step_timeout_s: float = 60.0
+    """Bound in seconds of every reset, step and restore of the environment engine. A call that times out or raises
+    ends its episode as a failure, the engine is recreated and training continues (spo3.envs.guard; a call stuck
+    in native code past twice the bound ends the process, which --resume continues)."""
     textworld: TextWorldConfig = field(default_factory=TextWorldConfig)
     """Settings for name=textworld."""
     alfworld: AlfworldConfig = field(default_factory=AlfworldConfig)
@@ -115,6 +166,10 @@ class EnvConfig:
         check(self.max_steps >= 1, "max_steps", f"must be >= 1, got {self.max_steps}")
         check(self.reward_scale > 0, "reward_scale", f"must be > 0, got {self.reward_scale}")
         check(self.history_length >= 0, "history_length", f"must be >= 0, got {self.history_length}")
+        _finite_positive(self.step_timeout_s, "step_timeout_s")
+        for name in ("train_split", "eval_split"):
+            split = getattr(self, name)
+            check(split in SPLITS[self.name], name, f"{self.name} has no split {split!r}; expected one of {list(SPLITS[self.name])}")
 
 
 @dataclass
@@ -143,9 +198,12 @@ class PolicyConfig:
 
     def __post_init__(self) -> None:
         check(self.lora_rank >= 0, "lora_rank", f"must be >= 0, got {self.lora_rank}")
-        check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature}")
+        _finite_positive(self.temperature, "temperature")
         check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         check(self.tabular_capacity >= 1, "tabular_capacity", "must be >= 1")
+        check(self.kind != "hf" or _model_available(self.model), "model",
+              f"{self.model!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}), a local directory, nor in the "
+              "local Hugging Face cache (nothing is downloaded at run time)")
 
 
 @dataclass
@@ -305,7 +363,7 @@ class OptimConfig:
     them, as verl does (it samples with a different engine)."""
 
     def __post_init__(self) -> None:
-        check(self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        _finite_positive(self.lr, "lr")
         check(self.weight_decay >= 0, "weight_decay", "must be >= 0")
         check(self.grad_clip > 0, "grad_clip", "must be > 0")
         check(0 < self.clip_ratio < 1, "clip_ratio", "must lie in (0, 1)")
@@ -336,7 +394,7 @@ class WarmStartConfig:
     def __post_init__(self) -> None:
         check(self.epochs >= 0, "epochs", "must be >= 0")
         check(self.tasks >= 0, "tasks", "must be >= 0")
-        check(self.lr > 0, "lr", "must be > 0")
+        _finite_positive(self.lr, "lr")
 
 
 @dataclass
@@ -355,7 +413,8 @@ class EvalConfig:
     def __post_init__(self) -> None:
         check(self.every >= 0, "every", "must be >= 0")
         check(self.episodes >= 1, "episodes", "must be >= 1")
-        check(self.temperature >= 0, "temperature", "must be >= 0")
+        check(math.isfinite(self.temperature) and self.temperature >= 0, "temperature",
+              f"must be a finite number >= 0 (0: greedy), got {self.temperature}")
 
 
 @dataclass
@@ -365,7 +424,7 @@ class LogConfig:
     output_dir: str = "runs"
     """Parent directory of run directories."""
     run_name: str | None = None
-    """Run directory name (default: <env>-<algo>-s<seed>)."""
+    """Run directory name inside output_dir (default: <env>-<algo>-s<seed>); no path separators."""
     checkpoint_every: int = 1
     """Write a checkpoint every N iterations (and always after the last)."""
     keep_checkpoints: int = 2
@@ -378,6 +437,9 @@ class LogConfig:
     """Also log to Weights & Biases (needs the wandb package)."""
 
     def __post_init__(self) -> None:
+        name = self.run_name
+        check(name is None or (name not in ("", ".", "..") and "/" not in name and "\\" not in name and "\0" not in name),
+              "run_name", f"must be a plain directory name inside output_dir, got {name!r}")
         check(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         check(self.keep_checkpoints >= 1, "keep_checkpoints", "must be >= 1")
 

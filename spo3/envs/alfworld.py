@@ -69,7 +69,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Mapping
 
 from spo3.config.paths import cache_root
-from spo3.envs.alfworld_data import ALFWORLD_SPLITS, GAMES_DIR, AlfworldDataError, default_data_dir
+from spo3.envs.alfworld_data import ALFWORLD_SPLITS, GAMES_DIR, AlfworldDataError, check_split, default_data_dir
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 
 __all__ = [
@@ -465,7 +465,8 @@ class AlfworldEnv(TextEnv):
 
         Raises:
           ValueError: unknown split.
-          AlfworldDataError: the split is not installed under ``data_dir`` (the message says how to get it).
+          AlfworldDataError: the split is not installed under ``data_dir`` (the message says how to get it), or
+            only partially (:func:`spo3.envs.alfworld_data.check_split`).
         """
         if split not in ALFWORLD_SPLITS:
             raise ValueError(f"AlfworldEnv.tasks: unknown split {split!r}; expected one of {list(ALFWORLD_SPLITS)}")
@@ -473,6 +474,7 @@ class AlfworldEnv(TextEnv):
             split_dir = self.data_dir / GAMES_DIR / split
             if not split_dir.is_dir():
                 raise AlfworldDataError(f"ALFWorld split {split!r} not found at {split_dir}. {_HOW_TO_GET}")
+            check_split(self.data_dir, split)
             relative = (path.relative_to(self.data_dir).as_posix() for path in split_dir.glob(f"*/*/{GAME_FILE}"))
             games = sorted(p for p in relative if not any(mark in p for mark in _UNSUPPORTED_PATH_MARKS))
             if not games:

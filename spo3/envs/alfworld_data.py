@@ -13,15 +13,25 @@ The source directory holds ``alfworld_json_2.1.1_tw-pddl_<split>.tar.xz`` archiv
   needs neither;
 - ``logic/alfred.pddl`` and ``logic/alfred.twl2`` copied from the installed ``alfworld`` wheel, as
   ``alfworld-download`` does;
-- ``json_2.1.1/<split>/.spo3-install.json``, a marker with the archive's sha256 and every member's size. A second
-  call with the same archive finds the marker, checks that every member is still there with its size, and returns
-  without extracting (tens of milliseconds); ``force=True`` reinstalls.
+- ``json_2.1.1/<split>/.spo3-install.json``, a marker with the archive's sha256 and every member's sha256. A second
+  call with the same archive finds the marker, hashes every installed member again (a game zeroed to the same size
+  is caught; ~25 ms for valid_unseen, ~1 s for train) and returns without extracting; ``force=True`` reinstalls.
+  While files are being moved into place, ``json_2.1.1/<split>/.spo3-installing`` exists: a split interrupted
+  there is *partial*. :func:`check_split` (called by :meth:`AlfworldEnv.tasks`) refuses a partial split and one with
+  games missing since its install, so a damaged install never silently changes a task panel; running the install
+  again completes it.
+
+**Pinned manifests.** The SHA-256 of the ``SHA256SUMS.members`` files spo3 knows, and of each split's archive, are
+pinned here (:data:`PINNED_MANIFESTS`, :data:`PINNED_ARCHIVES`): a source directory with another manifest is refused
+unless ``allow_unpinned=True`` (``spo3 data alfworld --allow-unpinned``), and a known manifest with an archive that
+is not the pinned one is refused before anything is extracted.
 
 Archives are read member by member and never with ``extractall``: a member that is not a regular file or a
-directory (links, devices), that has an absolute path or a ``..`` component, or that lies outside
-``json_2.1.1/<split>/`` is refused before anything is written. Files are first written to a staging directory
-inside ``data_dir`` and moved into place only once every hash matched, so a failed install leaves the previous
-state untouched.
+directory (links, devices), that has an absolute path or a ``..`` component, that lies outside
+``json_2.1.1/<split>/``, or that is larger than the split's cap (the largest game of the pinned archive; 1 MiB for an
+unpinned one) is refused before anything of it is written, and no member is ever written past its cap. Files are
+first written to a staging directory inside ``data_dir`` and moved into place only once every hash matched, so a
+failed extraction leaves the previous state untouched.
 """
 
 from __future__ import annotations
@@ -43,7 +53,10 @@ __all__ = [
     "ALFWORLD_SPLITS",
     "AlfworldDataError",
     "GAMES_DIR",
+    "PINNED_ARCHIVES",
+    "PINNED_MANIFESTS",
     "archive_name",
+    "check_split",
     "default_data_dir",
     "format_install_report",
     "install_alfworld",
@@ -57,7 +70,25 @@ GAMES_DIR = "json_2.1.1"
 """The games' directory under the data root (the name ``alfworld-download`` uses)."""
 MANIFEST_NAME = "SHA256SUMS.members"
 MARKER_NAME = ".spo3-install.json"
-_MARKER_VERSION = 1
+INSTALLING_NAME = ".spo3-installing"
+_MARKER_VERSION = 2
+PINNED_MANIFESTS: Mapping[str, str] = {
+    "f0c7a1c8cd593a2ac252b2ab06b25ff6e1dc4b18cd14610f236c04bcacd053a7":
+        "alfworld json_2.1.1 tw-pddl games, 4027 members (../shared/data/alfworld/PROVENANCE.md)",
+}
+"""SHA-256 of the ``SHA256SUMS.members`` files spo3 trusts without ``allow_unpinned``."""
+PINNED_ARCHIVES: Mapping[str, Mapping[str, Any]] = {
+    "train": {"sha256": "e2a2d9339992ebea9386df97944edf4dd864619f9e757db113195497411de40e", "max_member_bytes": 138334},
+    "valid_seen": {"sha256": "bae5fe3d62d65f0c3e51d77e707bb36c444d9b490a82b7694c818d077155c077",
+                   "max_member_bytes": 133703},
+    "valid_unseen": {"sha256": "c705161786954cb3882809944755ebef5f80583e0864e84a97ede713211f9657",
+                     "max_member_bytes": 111132},
+    "valid_train": {"sha256": "e93a045d4ab19007b41954629bf0e27885da7e192788631231dc0cd887a85b28",
+                    "max_member_bytes": 134151},
+}
+"""Per split, the SHA-256 of the archive that goes with a pinned manifest, and its largest member in bytes."""
+UNPINNED_MEMBER_CAP = 1 << 20
+"""Largest member accepted from an unpinned archive (about 8x the largest known game)."""
 _HOW_TO_GET = (
     "Get the archives alfworld_json_2.1.1_tw-pddl_<split>.tar.xz and SHA256SUMS.members (this project keeps them in "
     "../shared/data/alfworld/), then run `spo3 data alfworld --from DIR`; or run `alfworld-download`."
@@ -119,6 +150,7 @@ def install_alfworld(
     splits: Iterable[str] | None = None,
     *,
     force: bool = False,
+    allow_unpinned: bool = False,
 ) -> dict[str, Any]:
     """Install (or check) ALFWorld split archives into a data directory.
 
@@ -127,6 +159,7 @@ def install_alfworld(
       data_dir: the ALFWorld data root to fill (``$ALFWORLD_DATA`` layout); ``None``: :func:`default_data_dir`.
       splits: splits to install; ``None``: every split whose archive is in ``source_dir``.
       force: extract and verify again even where a matching install marker exists.
+      allow_unpinned: accept a ``SHA256SUMS.members`` that is not in :data:`PINNED_MANIFESTS` (module docstring).
 
     Returns:
       A report: ``{"data_dir": str, "source_dir": str, "seconds": float, "splits": {split: {"status":
@@ -135,7 +168,8 @@ def install_alfworld(
 
     Raises:
       AlfworldDataError: a missing archive or manifest, a malformed manifest line, an unsafe archive member, a
-        member missing from the archive or not listed in the manifest, or a sha256 mismatch (each names the file).
+        member missing from the archive or not listed in the manifest, or a sha256 mismatch (each names the file);
+        an unpinned manifest without ``allow_unpinned``, or a known manifest with an unknown archive.
     """
     t_start = time.perf_counter()
     source = Path(source_dir).expanduser()
@@ -143,6 +177,13 @@ def install_alfworld(
     manifest_path = source / MANIFEST_NAME
     if not manifest_path.is_file():
         raise AlfworldDataError(f"{manifest_path} not found. {_HOW_TO_GET}")
+    manifest_sha = _sha256_file(manifest_path)
+    pinned = manifest_sha in PINNED_MANIFESTS
+    if not pinned and not allow_unpinned:
+        raise AlfworldDataError(
+            f"{manifest_path} is not a manifest spo3 knows (sha256 {manifest_sha}); if you trust it, install with "
+            "--allow-unpinned (allow_unpinned=True)"
+        )
     manifest = _read_manifest(manifest_path)
 
     if splits is None:
@@ -165,7 +206,7 @@ def install_alfworld(
         expected = {path: digest for path, digest in manifest.items() if path.startswith(prefix)}
         if not expected:
             raise AlfworldDataError(f"{manifest_path} lists no file under {prefix}")
-        status = _install_split(archive, expected, target, split, force)
+        status = _install_split(archive, expected, target, split, force, pinned)
         report["splits"][split] = {
             "status": status,
             "games": len(expected),
@@ -199,27 +240,52 @@ def _read_manifest(path: Path) -> dict[str, str]:
     return manifest
 
 
-def _marker_matches(split_dir: Path, archive_sha: str, expected: Mapping[str, str], root: Path) -> bool:
-    marker = split_dir / MARKER_NAME
+def _read_marker(split_dir: Path) -> dict[str, Any] | None:
     try:
-        recorded = json.loads(marker.read_text(encoding="utf-8"))
+        recorded = json.loads((split_dir / MARKER_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return None
+    ok = isinstance(recorded, dict) and recorded.get("version") == _MARKER_VERSION
+    return recorded if ok and isinstance(recorded.get("members"), dict) else None
+
+
+def _marker_matches(split_dir: Path, archive_sha: str, expected: Mapping[str, str], root: Path) -> bool:
+    recorded = _read_marker(split_dir)
     if (
-        not isinstance(recorded, dict)
-        or recorded.get("version") != _MARKER_VERSION
+        recorded is None
+        or (split_dir / INSTALLING_NAME).exists()
         or recorded.get("archive_sha256") != archive_sha
-        or recorded.get("members") is None
-        or set(recorded["members"]) != set(expected)
+        or recorded["members"] != dict(expected)
     ):
         return False
-    for member, size in recorded["members"].items():
+    for member, digest in expected.items():
         try:
-            if (root / member).stat().st_size != size:
+            if _sha256_file(root / member) != digest:
                 return False
         except OSError:
             return False
     return True
+
+
+def check_split(data_dir: str | os.PathLike[str], split: str) -> None:
+    """Refuse a split whose install was interrupted or has lost games since (module docstring). A split without
+    spo3's marker (installed by ``alfworld-download``) is accepted as it is.
+
+    Raises:
+      AlfworldDataError: naming the split, what is wrong and how to complete it.
+    """
+    split_dir = Path(data_dir) / GAMES_DIR / split
+    fix = "run `spo3 data alfworld --from DIR` again to complete it"
+    if (split_dir / INSTALLING_NAME).exists():
+        raise AlfworldDataError(f"ALFWorld split {split!r} at {split_dir} is partially installed (an install was "
+                                f"interrupted); {fix}")
+    recorded = _read_marker(split_dir)
+    if recorded is None:
+        return
+    missing = [m for m in recorded["members"] if not (Path(data_dir) / m).is_file()]
+    if missing:
+        raise AlfworldDataError(f"ALFWorld split {split!r} at {split_dir} lacks {len(missing)} of its "
+                                f"{len(recorded['members'])} games (e.g. {missing[0]}); {fix}")
 
 
 def _safe_member_path(member: tarfile.TarInfo, archive: Path, prefix: str) -> PurePosixPath | None:
@@ -237,22 +303,30 @@ def _safe_member_path(member: tarfile.TarInfo, archive: Path, prefix: str) -> Pu
     return None if member.isdir() else path
 
 
-def _install_split(archive: Path, expected: Mapping[str, str], root: Path, split: str, force: bool) -> str:
+def _install_split(archive: Path, expected: Mapping[str, str], root: Path, split: str, force: bool, pinned: bool) -> str:
     split_dir = root / GAMES_DIR / split
     archive_sha = _sha256_file(archive)
+    if pinned and archive_sha != PINNED_ARCHIVES[split]["sha256"]:
+        raise AlfworldDataError(
+            f"{archive}: sha256 {archive_sha} is not the pinned archive of split {split!r} "
+            f"({PINNED_ARCHIVES[split]['sha256']}); refused before extraction"
+        )
     if not force and _marker_matches(split_dir, archive_sha, expected, root):
         return "already installed"
+    cap = PINNED_ARCHIVES[split]["max_member_bytes"] if pinned else UNPINNED_MEMBER_CAP
 
     root.mkdir(parents=True, exist_ok=True)
     staging = root / f".spo3-staging-{split}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        sizes = _extract_verified(archive, expected, staging, f"{GAMES_DIR}/{split}/")
+        digests = _extract_verified(archive, expected, staging, f"{GAMES_DIR}/{split}/", cap)
         stubs = {(root / member).parent: pddl_params_from_task_dir(PurePosixPath(member).parent.parent.name)
-                 for member in sizes}
-        # The marker goes first, so that a move interrupted half-way is never taken for a finished install.
+                 for member in digests}
+        # The markers go first, so that a move interrupted half-way is never taken for a finished install.
+        split_dir.mkdir(parents=True, exist_ok=True)
+        (split_dir / INSTALLING_NAME).write_text(f"{archive.name}\n")
         (split_dir / MARKER_NAME).unlink(missing_ok=True)
-        for member in sorted(sizes):
+        for member in sorted(digests):
             final = root / member
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / member, final)
@@ -263,14 +337,18 @@ def _install_split(archive: Path, expected: Mapping[str, str], root: Path, split
         stub = trial_dir / "traj_data.json"
         if not stub.exists():
             stub.write_text(json.dumps(traj_data, indent=1), encoding="utf-8")
-    marker = {"version": _MARKER_VERSION, "archive": archive.name, "archive_sha256": archive_sha, "members": sizes}
+    marker = {"version": _MARKER_VERSION, "archive": archive.name, "archive_sha256": archive_sha, "members": digests}
     (split_dir / MARKER_NAME).write_text(json.dumps(marker, indent=0, sort_keys=True), encoding="utf-8")
+    (split_dir / INSTALLING_NAME).unlink()
     return "installed"
 
 
-def _extract_verified(archive: Path, expected: Mapping[str, str], staging: Path, prefix: str) -> dict[str, int]:
-    """Stream every member into ``staging`` while hashing it; returns ``{member: size}``."""
-    sizes: dict[str, int] = {}
+def _extract_verified(
+    archive: Path, expected: Mapping[str, str], staging: Path, prefix: str, cap: int,
+) -> dict[str, str]:
+    """Stream every member (at most ``cap`` bytes each) into ``staging`` while hashing it; returns
+    ``{member: sha256}``."""
+    digests: dict[str, str] = {}
     try:
         with tarfile.open(archive, mode="r:xz") as tar:
             for member in tar:
@@ -280,30 +358,38 @@ def _extract_verified(archive: Path, expected: Mapping[str, str], staging: Path,
                 name = path.as_posix()
                 if name not in expected:
                     raise AlfworldDataError(f"{archive}: member {name!r} is not listed in {MANIFEST_NAME}; refused")
-                if name in sizes:
+                if name in digests:
                     raise AlfworldDataError(f"{archive}: member {name!r} appears twice")
+                if member.size > cap:
+                    raise AlfworldDataError(
+                        f"{archive}: member {name!r} claims {member.size} bytes, more than the {cap} a game of this "
+                        "archive may have; refused before writing it"
+                    )
                 source = tar.extractfile(member)
                 if source is None:
                     raise AlfworldDataError(f"{archive}: member {name!r} has no readable data")
                 destination = staging / name
                 destination.parent.mkdir(parents=True, exist_ok=True)
-                digest = hashlib.sha256()
+                digest, written = hashlib.sha256(), 0
                 with source, open(destination, "wb") as out:
-                    for block in iter(lambda: source.read(1 << 20), b""):
+                    for block in iter(lambda: source.read(1 << 16), b""):
+                        written += len(block)
+                        if written > cap:
+                            raise AlfworldDataError(f"{archive}: member {name!r} exceeds {cap} bytes; refused")
                         digest.update(block)
                         out.write(block)
                 if digest.hexdigest() != expected[name]:
                     raise AlfworldDataError(
                         f"{archive}: sha256 mismatch for {name}: expected {expected[name]}, got {digest.hexdigest()}"
                     )
-                sizes[name] = member.size
+                digests[name] = digest.hexdigest()
     except (tarfile.TarError, lzma.LZMAError, EOFError, OSError) as exc:
         raise AlfworldDataError(f"{archive}: cannot read the archive ({exc}); it may be truncated or corrupt") from exc
-    missing = sorted(set(expected) - set(sizes))
+    missing = sorted(set(expected) - set(digests))
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise AlfworldDataError(f"{archive}: {missing[0]}{more} listed in {MANIFEST_NAME} but missing from the archive")
-    return sizes
+    return digests
 
 
 def _copy_logic_files(root: Path) -> None:

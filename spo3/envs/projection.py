@@ -6,9 +6,11 @@ verl-agent; ``agent_system/environments/env_package/{alfworld,webshop}/projectio
 1. Lower-case the reply and take the stripped text between the first ``<action>`` and the first ``</action>``.
    If either tag is missing, the action is the last 30 characters (ALFWorld, TextWorld) or 20 characters (WebShop)
    of the lower-cased reply and the turn is invalid; that string is still sent to the environment, where it is a
-   no-op. If ``</action>`` comes before ``<action>``, the slice is empty: the action is ``""`` and still valid.
+   no-op. If ``</action>`` comes before ``<action>``, the slice is empty: the action is ``""``.
 2. The turn is invalid if the original (case-sensitive) reply lacks ``<think>`` or ``</think>``.
 3. The turn is invalid if the reply contains a CJK ideograph (U+4E00 to U+9FFF).
+4. Not upstream: an empty action (``<action> </action>``, or the tags in the wrong order) is invalid. Upstream
+   counts it as valid, which lets a reply that says nothing escape the invalid-action penalty.
 
 Validity is about format only, as upstream: the admissible list is not consulted. ``check_admissible=True``
 (our option, off by default) additionally marks an action outside the admissible list invalid; the action string
@@ -69,7 +71,7 @@ def project_action(
         return lowered[-FALLBACK_CHARS[family]:], False
 
     action = lowered[start + len(_ACTION_OPEN):end].strip()
-    valid = "<think>" in response and "</think>" in response and _CJK.search(response) is None
+    valid = bool(action) and "<think>" in response and "</think>" in response and _CJK.search(response) is None
     if check_admissible and action not in admissible:
         valid = False
     return action, valid

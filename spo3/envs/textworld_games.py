@@ -63,8 +63,9 @@ Conventions (the named choices of this adapter)
   desynchronise the interpreter from the logic state (``restart``, ``restore``), change the text of later steps
   through hidden settings (``brief``), print the move counter (``score``), or act on the previous input line,
   which is hidden (right after a reset ``again`` would repeat ``tw-trace-actions``). Every other command goes to
-  the game verbatim after its whitespace and control characters are collapsed to single spaces (an embedded
-  newline would otherwise be a second command).
+  the game after :func:`spo3.envs.guard.sanitize_command`: whitespace and control characters collapse to single
+  spaces (an embedded newline would otherwise be a second command), and backslashes become spaces (a line
+  starting with a backslash is a dumb-frotz meta-command, which the interpreter rejects and re-reads forever).
 * Episodes: ``done`` when the game is won or lost (a cooking game is lost e.g. by eating an ingredient the recipe
   needs) or when ``max_steps`` actions were taken (``info["truncated"] = True`` only in the last case, i.e. when
   the limit ended a game that was neither won nor lost). Every ``step`` call counts, no-ops included, as in
@@ -105,6 +106,7 @@ from textworld.logic import Action, State
 
 from spo3.config.paths import cache_root
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
+from spo3.envs.guard import sanitize_command
 
 __all__ = [
     "CHALLENGES",
@@ -157,7 +159,6 @@ _BLOCKED_VERBS = frozenset({
     "print_state", "enable", "disable",
 })
 _COMMAND_SEPARATOR = re.compile(r"[.,;!?]|\bthen\b", re.IGNORECASE)
-_UNSAFE_WHITESPACE = re.compile(r"[\s\x00-\x1f\x7f]+")
 _PROMPT_AND_STATUS = re.compile(r"\n>[^\n]*\Z|[ \t]+-= [^\n]*=-\d+/\d+[ \t]*\Z")
 _GAME_OVER_TRAILER = re.compile(f"({re.escape(_WON)}|{re.escape(_LOST)}).*\\Z", re.DOTALL)
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -484,7 +485,7 @@ def _clean_feedback(raw: str, intro: bool = False) -> str:
 
 
 def _sanitize_command(action: str) -> str:
-    command = _UNSAFE_WHITESPACE.sub(" ", action).strip()
+    command = sanitize_command(action)
     # The interpreter reads at most INPUT_BUFFER_SIZE bytes; cut here (on a character boundary) rather than let
     # jericho cut and warn.
     return command.encode()[: jericho.jericho.INPUT_BUFFER_SIZE].decode(errors="ignore")

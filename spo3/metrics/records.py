@@ -32,7 +32,10 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class MetricsLogger:
-    """Appends one record per iteration to ``metrics.jsonl`` and rewrites ``metrics.csv`` (flattened scalars).
+    """Appends one record per iteration to ``metrics.jsonl`` and one row to ``metrics.csv`` (flattened scalars; a
+    record that brings a new column rewrites the CSV once, with the widened header).
+
+    A torn last line of an existing ``metrics.jsonl`` (a kill mid-write) is dropped with a message.
 
     Args:
       run_dir: the run directory.
@@ -45,7 +48,13 @@ class MetricsLogger:
         self.run_dir = Path(run_dir)
         self.jsonl = self.run_dir / "metrics.jsonl"
         self.csv = self.run_dir / "metrics.csv"
-        self.records: list[dict[str, Any]] = read_metrics(self.run_dir) if self.jsonl.exists() else []
+        self.records: list[dict[str, Any]] = []
+        self._columns: list[str] | None = None  # the CSV header as written; None: not written by this logger yet
+        if self.jsonl.exists():
+            raw = self.jsonl.read_bytes()
+            self.records = read_metrics(self.run_dir, drop_torn_tail=True)
+            if raw.count(b"\n") != len(self.records) or not raw.endswith(b"\n"):
+                self._rewrite(self.records)  # never append after a torn line
         self._tb = self._wandb = None
         if tensorboard:
             try:
@@ -69,7 +78,12 @@ class MetricsLogger:
         with self.jsonl.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
         self.records.append(json.loads(json.dumps(record)))  # the plain-JSON form, as read_metrics returns it
-        self._rewrite(self.records, jsonl=False)
+        row = flatten(self.records[-1])
+        if self._columns is None or any(k not in self._columns for k in row) or not self.csv.exists():
+            self._rewrite(self.records, jsonl=False)
+        else:
+            with self.csv.open("a", newline="", encoding="utf-8") as f:
+                csv.DictWriter(f, fieldnames=self._columns).writerow(row)
         step = int(record.get("env_steps_total", record.get("iteration", 0)))
         scalars = {k: v for k, v in flatten(record).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         if self._tb is not None:
@@ -94,6 +108,7 @@ class MetricsLogger:
             writer.writeheader()
             writer.writerows(rows)
         os.replace(tmp, self.csv)
+        self._columns = columns
 
     def close(self) -> None:
         if self._tb is not None:
@@ -102,17 +117,28 @@ class MetricsLogger:
             self._wandb.finish()
 
 
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """All iteration records of a run, in order, with a clear error for a damaged line."""
+def read_metrics(run_dir: str | Path, drop_torn_tail: bool = False, say=print) -> list[dict[str, Any]]:
+    """All iteration records of a run, in order, with a clear error for a damaged line.
+
+    Args:
+      run_dir: the run directory.
+      drop_torn_tail: drop a damaged *last* line (a write cut short by a kill) with a message through ``say``
+        instead of raising; a damaged line before intact ones still raises.
+    """
     path = Path(run_dir) / "metrics.jsonl"
+    lines = path.read_bytes().split(b"\n")
     records = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}:{lineno}: damaged metrics record ({exc.msg})") from None
+            records.append(json.loads(line.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            problem = exc.msg if isinstance(exc, json.JSONDecodeError) else "invalid UTF-8"
+            if drop_torn_tail and not any(rest.strip() for rest in lines[lineno:]):
+                say(f"{path}:{lineno}: dropped a torn last record ({problem}), left by an interrupted write")
+                break
+            raise ValueError(f"{path}:{lineno}: damaged metrics record ({problem})") from None
     return records
 
 

@@ -127,6 +127,9 @@ class RolloutStats:
     decisions: int = 0
     truncations: int = 0
     expansions: int = 0
+    env_failures: int = 0
+    """Steps that ended their episode because the engine timed out or raised (``info["env_failure"]``, see
+    :class:`spo3.envs.guard.GuardedEnv`)."""
     n_hist: Counter = field(default_factory=Counter)
     """How often each rollout count n of Eq. 3 was allocated (tree mode; before the budget cap)."""
     task_finished: list[int] = field(default_factory=list)
@@ -189,6 +192,7 @@ class Stepper:
         self.stats.env_steps += 1
         self.stats.decisions += 1
         self.stats.valid_actions += int(valid)
+        self.stats.env_failures += int("env_failure" in tr.info)
         task_id = node.obs.task_id
         anchor = tr.observation.text if tr.changed else node.state_anchor
         key = state_key(anchor, task_id, self.scope) if tr.changed else node.key

@@ -2,9 +2,14 @@
 
 Layout: ``<run>/checkpoints/iter_000004/`` with ``policy/`` (the policy's own files, e.g. safetensors),
 ``optimizer.pt``, ``rng.pt`` (torch generator states), ``state_store.sqlite``, ``trainer.json`` (iteration,
-counters, task-sampler and numpy RNG states) and ``manifest.json`` (SHA-256 of every file). A checkpoint is
-written into a temporary directory and renamed into place, so a crash never leaves a half-written one; loading
-verifies every file against the manifest and names the first damaged file.
+counters, task-sampler and numpy RNG states) and ``manifest.json`` (SHA-256 of every file, and the run's
+fingerprint: the config fields that define the run, see :mod:`spo3.training.run_dir`). A checkpoint is written into
+a temporary directory, every file and the directory are fsynced, and the directory is renamed into place (then its
+parent is fsynced), so neither a crash nor a power cut leaves a half-written one; loading verifies that the manifest
+lists exactly the files present (none outside the checkpoint) and every file's hash, and names the first problem.
+
+Only directories named ``iter_NNNNNN`` whose manifest spo3 wrote count as checkpoints: a user's copy such as
+``iter_best`` is never loaded and never pruned.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +25,21 @@ from typing import Any
 
 import torch
 
+from spo3.core.score import ScoreParams
 from spo3.policies.base import Policy
 from spo3.state.store import StateStore
 
-__all__ = ["CheckpointError", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "CheckpointError", "checkpoints", "latest_checkpoint", "load_checkpoint", "save_checkpoint", "verify_checkpoint",
+]
 
 FORMAT = "spo3.training.checkpoint"
 VERSION = 1
+NAME = re.compile(r"iter_(\d{6})")
+"""The only directory names that are checkpoints."""
+TMP_PREFIX = ".tmp-iter_"
+"""Temporary directories of checkpoints being written (removed at the next start if a kill left one)."""
+REQUIRED = ("optimizer.pt", "rng.pt", StateStore.FILENAME, "trainer.json")
 
 
 class CheckpointError(RuntimeError):
@@ -41,7 +55,15 @@ def _sha256(path: Path) -> str:
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != "manifest.json")
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.relative_to(root).as_posix() != "manifest.json")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -61,12 +83,14 @@ def save_checkpoint(
     store: StateStore,
     trainer_state: dict[str, Any],
     keep: int = 2,
+    fingerprint: dict[str, Any] | None = None,
 ) -> Path:
-    """Write the checkpoint of ``iteration`` (completed iterations) atomically and keep the ``keep`` newest."""
+    """Write the checkpoint of ``iteration`` (completed iterations) atomically and durably, and keep the ``keep``
+    newest checkpoints (other directories are left alone)."""
     root = Path(run_dir) / "checkpoints"
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"iter_{iteration:06d}"
-    tmp = root / f".tmp-iter_{iteration:06d}-{os.getpid()}"
+    tmp = root / f"{TMP_PREFIX}{iteration:06d}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
@@ -79,22 +103,42 @@ def save_checkpoint(
             "format": FORMAT,
             "version": VERSION,
             "iteration": iteration,
-            "files": {str(p.relative_to(tmp)): _sha256(p) for p in _files(tmp)},
+            "files": {p.relative_to(tmp).as_posix(): _sha256(p) for p in _files(tmp)},
+            **({"fingerprint": fingerprint} if fingerprint is not None else {}),
         }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        for path in [*_files(tmp), tmp / "manifest.json"]:
+            _fsync(path)
+        for directory in sorted({p.parent for p in _files(tmp)} | {tmp}, key=lambda d: -len(d.parts)):
+            _fsync(directory)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        _fsync(root)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for old in sorted(root.glob("iter_*"))[:-keep]:
+    for old in checkpoints(run_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The checkpoint directories of a run (``iter_NNNNNN`` with a spo3 manifest), oldest first; unverified."""
+    root = Path(run_dir) / "checkpoints"
+    found = [p for p in root.iterdir() if NAME.fullmatch(p.name) and p.is_dir()] if root.is_dir() else []
+    return sorted(p for p in found if _written_by_spo3(p))
+
+
+def _written_by_spo3(directory: Path) -> bool:
+    try:
+        return json.loads((directory / "manifest.json").read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return True  # a damaged manifest: still ours to report (verify_checkpoint names the problem)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint directory of a run (None if there is none)."""
-    found = sorted((Path(run_dir) / "checkpoints").glob("iter_*"))
+    """The newest checkpoint directory of a run (None if there is none); unverified."""
+    found = checkpoints(run_dir)
     return found[-1] if found else None
 
 
@@ -108,9 +152,26 @@ def verify_checkpoint(directory: Path) -> dict[str, Any]:
         raise CheckpointError(f"{directory}: not a checkpoint (no manifest.json)") from None
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{manifest_path}: damaged manifest ({exc.msg})") from None
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise CheckpointError(f"{manifest_path}: not a spo3 checkpoint of version {VERSION}")
-    for rel, digest in manifest["files"].items():
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise CheckpointError(f"{manifest_path}: damaged manifest (it lists no files)")
+    root = directory.resolve()
+    for rel in files:
+        if not isinstance(rel, str) or Path(rel).is_absolute() or not (root / rel).resolve().is_relative_to(root):
+            raise CheckpointError(f"{manifest_path}: damaged manifest (entry {rel!r} lies outside the checkpoint)")
+    listed = set(files)
+    missing = [name for name in REQUIRED if name not in listed]
+    if not any(rel.startswith("policy/") for rel in listed):
+        missing.append("policy/")
+    if missing:
+        raise CheckpointError(f"{manifest_path}: partial manifest (it does not list {', '.join(missing)})")
+    unlisted = sorted(p.relative_to(directory).as_posix() for p in _files(directory))
+    unlisted = [rel for rel in unlisted if rel not in listed]
+    if unlisted:
+        raise CheckpointError(f"{manifest_path}: partial manifest (it does not list {', '.join(unlisted[:3])})")
+    for rel, digest in files.items():
         path = directory / rel
         if not path.is_file():
             raise CheckpointError(f"{path}: missing from checkpoint")
@@ -119,8 +180,11 @@ def verify_checkpoint(directory: Path) -> dict[str, Any]:
     return manifest
 
 
-def load_checkpoint(directory: Path, policy: Policy, optimizer: torch.optim.Optimizer | None) -> tuple[Checkpoint, StateStore]:
-    """Verify and load a checkpoint into ``policy`` and ``optimizer``; return it and its state store."""
+def load_checkpoint(
+    directory: Path, policy: Policy, optimizer: torch.optim.Optimizer | None, score_params: ScoreParams | None = None,
+) -> tuple[Checkpoint, StateStore]:
+    """Verify and load a checkpoint into ``policy`` and ``optimizer``; return it and its state store (scoring with
+    ``score_params``, default the ones it was saved with)."""
     directory = Path(directory)
     verify_checkpoint(directory)
     policy.load(directory / "policy")
@@ -128,6 +192,6 @@ def load_checkpoint(directory: Path, policy: Policy, optimizer: torch.optim.Opti
         optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
     rng = torch.load(directory / "rng.pt", weights_only=True)
     policy.set_rng_state(rng["policy"])
-    store = StateStore.load(directory / StateStore.FILENAME)
+    store = StateStore.load(directory / StateStore.FILENAME, score_params)
     trainer = json.loads((directory / "trainer.json").read_text())
     return Checkpoint(directory, trainer, rng), store

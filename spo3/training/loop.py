@@ -19,18 +19,20 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import yaml
 
 from spo3.training.builders import build_env, build_policy, env_corpus, task_list
-from spo3.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from spo3.training.checkpoint import checkpoints, load_checkpoint, save_checkpoint
+from spo3.training.run_dir import ResumePoint, RunLock, fingerprint, log_config_changes, remove_leftovers, resume_point
 from spo3.config import TrainConfig
 from spo3.config.loading import to_dict
 from spo3.training.credit import assign_advantages, loss_rows
 from spo3.envs.base import TextEnv
+from spo3.envs.guard import GuardedEnv
 from spo3.training.evaluate import evaluate
 from spo3.metrics import MetricsLogger
 from spo3.rollout.common import RolloutResult, StepSample
@@ -82,6 +84,7 @@ class Counters:
     generated_tokens: int = 0
     trajectories: int = 0
     optimizer_steps: int = 0
+    env_failures: int = 0
     wall_time: float = 0.0
     """Seconds in training iterations (rollout, statistics, update), evaluations excluded."""
     eval_time: float = 0.0
@@ -155,6 +158,8 @@ def _iteration_metrics(
         "truncated_state_share": summary["truncated_share"],
         "n_hist": {str(k): v for k, v in sorted(stats.n_hist.items())},
         "truncations": stats.truncations,
+        "env_failures": stats.env_failures,
+        "env_failures_total": counters.env_failures,
         "valid_action_ratio": stats.valid_actions / stats.decisions if stats.decisions else 1.0,
         "loss": loss,
         **no_signal,
@@ -201,29 +206,52 @@ def _rollout_and_update(
     return result, updates
 
 
-def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = None, env: TextEnv | None = None) -> Path:
+def train(
+    cfg: TrainConfig,
+    resume: bool | str = False,
+    run_dir: str | Path | None = None,
+    env: TextEnv | None = None,
+    allow_config_change: Sequence[str] = (),
+) -> Path:
     """Train according to ``cfg``; return the run directory (metrics, checkpoints, config).
 
     Args:
       cfg: the configuration.
-      resume: continue from the newest checkpoint in the run directory (exactly: same metrics as a straight run).
+      resume: continue the run in the run directory (exactly: same metrics as a straight run). ``True`` or
+        ``"auto"``: from the newest intact checkpoint, or from the beginning if there is none; a checkpoint name
+        (``"iter_000010"``): from that one. See :mod:`spo3.training.run_dir`.
       run_dir: the run directory (default ``cfg.log.output_dir / cfg.run_name``).
       env: an environment to train in instead of building ``cfg.env`` (custom environments, tests); the task
         lists still come from ``cfg.env.train_split`` / ``cfg.env.eval_split``.
+      allow_config_change: fingerprint fields (``algo.alpha``...) that may differ from the checkpoint's.
+
+    Raises:
+      RunLockedError: another process is training in the run directory.
+      ResumeError: the checkpoint belongs to another run, or none is intact.
+      FileExistsError: the directory already holds a run and ``resume`` is off.
     """
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.log.output_dir) / cfg.run_name
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if resume and checkpoint is None:
-        raise FileNotFoundError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
-    if not resume and (run_dir / "metrics.jsonl").exists():
+    if not resume and ((run_dir / "metrics.jsonl").exists() or checkpoints(run_dir)):
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose log.run_name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    with RunLock(run_dir):
+        remove_leftovers(run_dir)
+        return _train(cfg, "auto" if resume is True else resume or None, run_dir, env, allow_config_change)
 
+
+def _train(
+    cfg: TrainConfig, resume: str | None, run_dir: Path, env: TextEnv | None, allow_config_change: Sequence[str],
+) -> Path:
     _seed_everything(cfg.seed)
-    env = env if env is not None else build_env(cfg.env, cfg.seed)
+    engine = env if env is not None else build_env(cfg.env, cfg.seed)
+    env_label = {"env": cfg.env.name, **({"catalogue": engine.catalogue} if hasattr(engine, "catalogue") else {})}
+    # Every engine call of training and evaluation goes through the guard (sanitised commands, bounded calls).
+    env = GuardedEnv(
+        (lambda: engine) if env is not None else (lambda: build_env(cfg.env, cfg.seed)), cfg.env.step_timeout_s,
+    )
     train_tasks = task_list(env, cfg.env, cfg.env.train_split, cfg.seed)
     eval_tasks = task_list(env, cfg.env, cfg.env.eval_split, cfg.seed)
+    run_fingerprint = fingerprint(cfg, train_tasks)
+    point = resume_point(run_dir, run_fingerprint, resume, allow_config_change) if resume else ResumePoint(None)
     corpus = env_corpus(env, train_tasks) if cfg.policy.kind == "hf" else ()
     policy = build_policy(cfg.policy, cfg.seed, corpus)
     optimizer = build_optimizer(policy, cfg.optim)
@@ -231,22 +259,26 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
     sampler = TaskSampler(train_tasks, cfg.seed)
     rng = np.random.default_rng(cfg.seed + 1)
     counters = Counters()
-    env_label = {"env": cfg.env.name, **({"catalogue": env.catalogue} if hasattr(env, "catalogue") else {})}
-    logger = MetricsLogger(run_dir, cfg.log.tensorboard, cfg.log.wandb, to_dict(cfg))
 
     start, warm_losses = 0, None
-    if checkpoint is not None:
-        ckpt, store = load_checkpoint(checkpoint, policy, optimizer)
+    if point.checkpoint is not None:
+        # The configuration's score parameters: equal to the checkpoint's unless a change was allowed.
+        ckpt, store = load_checkpoint(point.checkpoint, policy, optimizer, cfg.algo.score_params())
         torch.set_rng_state(ckpt.rng["torch"])
         start = ckpt.trainer["iteration"]
         counters = Counters(**ckpt.trainer["counters"])
         sampler.set_state(ckpt.trainer["sampler"])
         rng.bit_generator.state = ckpt.trainer["rng"]
-        logger.truncate(start)
+        log_config_changes(run_dir, point.checkpoint, point.changes)
     elif cfg.warm_start.epochs > 0:
         from spo3.training.warm_start import warm_start
 
         warm_losses = warm_start(policy, env, train_tasks, cfg)
+    logger = MetricsLogger(run_dir, cfg.log.tensorboard, cfg.log.wandb, to_dict(cfg))
+    if resume:
+        logger.truncate(start if point.checkpoint is not None else -1)
+    # Only now, with the resume done: a failed resume leaves the run's config.yaml as it was.
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
     def evaluation(iteration: int) -> tuple[dict[str, Any], float]:
         """The evaluation report and its cost in seconds (also added to the counters)."""
@@ -287,6 +319,7 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         counters.env_steps += result.stats.env_steps
         counters.generated_tokens += result.stats.generated_tokens
         counters.trajectories += len(result.trajectories)
+        counters.env_failures += result.stats.env_failures
         counters.optimizer_steps += sum(d.get("optimizer_steps", 0) for d in updates.diags)
         wall = time.perf_counter() - t_start
         counters.wall_time += wall
@@ -303,7 +336,7 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
                 {
                     "counters": counters.__dict__, "sampler": sampler.state(), "rng": rng.bit_generator.state,
                 },
-                keep=cfg.log.keep_checkpoints,
+                keep=cfg.log.keep_checkpoints, fingerprint=run_fingerprint,
             )
         if progress is not None:
             progress.update(1)

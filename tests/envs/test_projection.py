@@ -19,8 +19,9 @@ GOOD = "<think>the mug is on the desk</think><action>take mug 1 from desk 1</act
         ("<think>x</think><action>click[Buy Now]</action>", "webshop", ("click[buy now]", True)),
         # First <action> and first </action> win.
         ("<think>x</think><action>a</action><action>b</action>", "alfworld", ("a", True)),
-        # </action> before <action>: empty slice, still valid (upstream's edge case).
-        ("<think>x</think></action> then <action>look", "alfworld", ("", True)),
+        # </action> before <action>: empty slice (upstream: valid; ours: an empty action is never valid).
+        ("<think>x</think></action> then <action>look", "alfworld", ("", False)),
+        ("<think>x</think><action> \n </action>", "alfworld", ("", False)),
         # A missing <think> or </think> (case-sensitive on the original text) makes the turn invalid.
         ("<action>look</action>", "alfworld", ("look", False)),
         ("<THINK>x</THINK><action>look</action>", "alfworld", ("look", False)),
@@ -73,5 +74,6 @@ def test_never_raises_and_keeps_upstream_invariants(response, family, check):
     if "<action>" not in lowered or "</action>" not in lowered:
         assert (action, valid) == (lowered[-FALLBACK_CHARS[family]:], False)
     if valid:
+        assert action, "an empty action is never valid"
         assert "<think>" in response and "</think>" in response
         assert action == action.strip() and action == action.lower()

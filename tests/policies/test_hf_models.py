@@ -117,8 +117,8 @@ def test_damaged_smollm2_cache_names_the_directory(monkeypatch, tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- errors
 def test_unknown_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="is not 'tiny', 'smollm2', a local model directory"):
-        build_hf_policy(PolicyConfig(kind="hf", model=str(tmp_path / "nowhere")), seed=0)
+    with pytest.raises(ValueError, match="model: .* is neither a built-in model .* nor in the local Hugging Face cache"):
+        build_hf_policy(PolicyConfig(kind="hf", model=str(tmp_path / "nowhere")), seed=0)  # refused by the config
     with pytest.raises(ValueError, match="expected 'hf'"):
         build_hf_policy(PolicyConfig(kind="tabular"), seed=0)
 
