@@ -290,7 +290,10 @@ class _Engine:
         from textworld.envs.pddl import PddlEnv
         from textworld.envs.pddl.logic import Atom
 
+        from spo3.envs.alfworld_grammar import CachedGrammar
+
         self._atom = Atom
+        self._cached_grammar = CachedGrammar
         self.tw = AlfredDemangler(shuffle=False)(PddlEnv(textworld.EnvInfos(won=True, admissible_commands=True)))
         self.pddl_env = self.tw.unwrapped
         self.lib = self.pddl_env.downward_lib
@@ -325,6 +328,7 @@ class _Engine:
         self.active, self.installed, self.lib_token = None, None, object()
         with _cached_translations():
             self.tw.load(data)
+            self.pddl_env._logic.grammar = self._cached_grammar(self.pddl_env._logic.grammar)
             initial_state = self.tw.reset()
         self.pddl_env._game_file = str(path)
         pddl_state = self.pddl_env._pddl_state

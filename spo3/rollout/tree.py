@@ -144,7 +144,7 @@ class TreeSearch:
         """n(s) of Eq. 3 from the frozen store (or G_max without adaptive rollouts)."""
         if not self.settings.adaptive_rollouts:
             return self.store.params.g_max
-        n = int(self.store.rollouts([node.key])[0])
+        n = self.store.rollouts_of(node.key)
         if n == 0 and self.settings.truncation_escape_prob > 0 and self.rng.random() < self.settings.truncation_escape_prob:
             n = 1
         return n
@@ -211,9 +211,9 @@ class TreeSearch:
     def _rewards(self, node: Node, children: list[Node], samples: list[StepSample]) -> np.ndarray:
         """R_3SPO (Eq. 2) of each child from the frozen store, minus the invalid-action penalty."""
         s = self.settings
-        score_t = self.store.scores([node.key])[0]
-        n_total_t = self.store.counts([node.key])[0][0]
-        score_next = self.store.scores([c.key for c in children])
+        score_t = self.store.score_of(node.key)
+        n_total_t, _ = self.store.counts_of(node.key)
+        score_next = np.array([self.store.score_of(c.key) for c in children], dtype=np.float64)
         if s.truncated_as_unresolved:  # S == 0 exactly on truncated states (Eq. 1)
             score_next = np.where(score_next == 0.0, 1.0, score_next)
         novel = np.array([c.key != node.key for c in children])

@@ -96,7 +96,15 @@ class _StoreView:
 
 
 class StoreSnapshot(_StoreView):
-    """A frozen view of a :class:`StateStore` at one moment; later recordings do not show through."""
+    """A frozen view of a :class:`StateStore` at one moment; later recordings do not show through.
+
+    Besides the vectorised queries it answers one key at a time (:meth:`score_of`, :meth:`rollouts_of`,
+    :meth:`counts_of`), as the tree search asks: the first such call scores every stored state at once with
+    :func:`~spo3.core.score.state_score` and :func:`~spo3.core.score.num_rollouts` (plus one all-zero row that
+    stands for unseen keys) and keeps the results as Python lists, so each later lookup is one dict probe and one
+    list index (about 1e7/s, against 2e4/s through a one-key batch). The snapshot is frozen, so the cached values
+    stay exact; they are the very numbers the batched queries return (both apply the same element-wise formulas).
+    """
 
     def __init__(self, store: "StateStore") -> None:
         self.params = store.params
@@ -105,6 +113,34 @@ class StoreSnapshot(_StoreView):
         self._n_total = store._n_total[: max(self._size, 1)].copy()
         self._n_success = store._n_success[: max(self._size, 1)].copy()
         self._t = store._t
+        self._single: tuple[list[float], list[int], list[int], list[int]] | None = None
+
+    def _tables(self) -> tuple[list[float], list[int], list[int], list[int]]:
+        """``(score, rollouts, n_total, n_success)`` per row, in row order, then one entry for unseen keys."""
+        if self._single is None:
+            n_total = np.append(self._n_total[: self._size], 0)
+            n_success = np.append(self._n_success[: self._size], 0)
+            scores = state_score(n_total, n_success, self._t, self.params)
+            rollouts = num_rollouts(scores, self.params.g_max)
+            self._single = (scores.tolist(), rollouts.tolist(), n_total.tolist(), n_success.tolist())
+        return self._single
+
+    def _row(self, key: str) -> int:
+        row = self._index.get(key, -1)
+        return row if row < self._size else -1  # -1: the unseen entry, last in every table
+
+    def score_of(self, key: str) -> float:
+        """State score S (Eq. 1) of one key; equals ``scores([key])[0]``."""
+        return self._tables()[0][self._row(key)]
+
+    def rollouts_of(self, key: str) -> int:
+        """Rollout count n = ceil(G_max * S) (Eq. 3) of one key; equals ``rollouts([key])[0]``."""
+        return self._tables()[1][self._row(key)]
+
+    def counts_of(self, key: str) -> tuple[int, int]:
+        """``(n_total, n_success)`` of one key (zeros if unseen); equals ``counts([key])`` unpacked."""
+        tables, row = self._tables(), self._row(key)
+        return tables[2][row], tables[3][row]
 
 
 class StateStore(_StoreView):

@@ -95,6 +95,23 @@ def test_round_trip(tmp_path_factory, trajs):
     np.testing.assert_array_equal(loaded.scores(keys), store.scores(keys))
 
 
+@given(trajectories, trajectories, st.sampled_from([0.0, 2.0, 50.0, 1e6]), st.integers(1, 4))
+def test_single_key_lookups_equal_the_batched_ones(before, after, alpha, xi):
+    store = StateStore(ScoreParams(alpha=alpha, xi=xi, g_max=5))
+    for keys, won in before:
+        store.record_trajectory(keys, won)
+    snap = store.snapshot()
+    first = snap.score_of("s0")  # fills the single-key tables before the live store moves on
+    for keys, won in after:  # keys first seen now must stay unseen in the snapshot
+        store.record_trajectory(keys, won)
+    keys = [f"s{i}" for i in range(14)]
+    n_total, n_success = snap.counts(keys)
+    assert [snap.score_of(k) for k in keys] == snap.scores(keys).tolist()
+    assert [snap.rollouts_of(k) for k in keys] == snap.rollouts(keys).tolist()
+    assert [snap.counts_of(k) for k in keys] == list(zip(n_total.tolist(), n_success.tolist()))
+    assert first == snap.scores(["s0"])[0]
+
+
 def test_save_is_atomic(tmp_path, monkeypatch):
     store = StateStore()
     store.record_trajectory(["a"], True)
