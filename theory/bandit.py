@@ -36,7 +36,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from spo3.core.score import ScoreParams, num_rollouts, state_score
+from spo3.core.score import ScoreParams, num_rollouts_unchecked, state_score, state_score_unchecked
 
 __all__ = [
     "ALLOCATORS",
@@ -75,12 +75,13 @@ class ArmCounts:
     """Rollout statistics of ``seeds`` independent copies of one K-armed state.
 
     Arrays are arm-major, ``(K, seeds)``: reductions over the few arms then add whole contiguous rows, several
-    times faster than reducing a short trailing axis.
+    times faster than reducing a short trailing axis. Counts are whole numbers held as float64 (exact below 2^53),
+    the dtype the score arithmetic works in, so that no visit converts them.
 
     Attributes:
-      n_total: int64 ``(K, seeds)``, rollouts through each arm (the child state's N_total).
-      n_success: int64 ``(K, seeds)``, successful ones (N_success).
-      rollouts_done: int64 ``(seeds,)``, rollouts completed by each copy; the score clock is t = 1 + this.
+      n_total: float64 ``(K, seeds)``, rollouts through each arm (the child state's N_total).
+      n_success: float64 ``(K, seeds)``, successful ones (N_success).
+      rollouts_done: float64 ``(seeds,)``, rollouts completed by each copy; the score clock is t = 1 + this.
       params: score hyper-parameters.
     """
 
@@ -88,9 +89,9 @@ class ArmCounts:
         if seeds < 1 or k < 1:
             raise ValueError(f"ArmCounts needs seeds >= 1 and k >= 1, got seeds={seeds}, k={k}")
         self.params = params
-        self.n_total = np.zeros((k, seeds), dtype=np.int64)
-        self.n_success = np.zeros((k, seeds), dtype=np.int64)
-        self.rollouts_done = np.zeros(seeds, dtype=np.int64)
+        self.n_total = np.zeros((k, seeds))
+        self.n_success = np.zeros((k, seeds))
+        self.rollouts_done = np.zeros(seeds)
 
     @property
     def t(self) -> np.ndarray:
@@ -98,18 +99,24 @@ class ArmCounts:
         return 1 + self.rollouts_done
 
     def scores(self) -> np.ndarray:
-        """Eq. 1 score of every arm's child state, float64 ``(K, seeds)``."""
+        """Eq. 1 score of every arm's child state, float64 ``(K, seeds)``, with the inputs checked."""
         return state_score(self.n_total, self.n_success, self.t, self.params)
+
+    def unchecked_scores(self) -> np.ndarray:
+        """:meth:`scores` without the input checks, for the per-visit loop: counts that only :meth:`record` changed
+        are valid by construction (it adds successes <= pulls), so checking them at every visit only costs time."""
+        return state_score_unchecked(self.n_total, self.n_success, self.t, self.params)
 
     def rollouts(self) -> np.ndarray:
         """Eq. 3 rollout count ceil(G_max S) of every arm, int64 ``(K, seeds)``."""
-        return num_rollouts(self.scores(), self.params.g_max)
+        return num_rollouts_unchecked(self.scores(), self.params.g_max)
 
-    def record(self, pulls: np.ndarray, successes: np.ndarray) -> None:
-        """Fold one visit's rollouts in: ``pulls`` and ``successes`` are int ``(K, seeds)``, successes <= pulls."""
+    def record(self, pulls: np.ndarray, successes: np.ndarray, launched: np.ndarray | None = None) -> None:
+        """Fold one visit's rollouts in: ``pulls`` and ``successes`` are ``(K, seeds)`` counts (int or float),
+        successes <= pulls; ``launched`` is ``pulls.sum(axis=0)`` when the caller knows it already."""
         self.n_total += pulls
         self.n_success += successes
-        self.rollouts_done += pulls.sum(axis=0)
+        self.rollouts_done += pulls.sum(axis=0) if launched is None else launched
 
 
 @dataclass(frozen=True)
@@ -117,8 +124,10 @@ class Visit:
     """What one visit did, for every seed.
 
     Attributes:
-      pulls: int64 ``(K, seeds)``, rollouts through each arm.
-      successes: int64 ``(K, seeds)``, successful ones.
+      pulls: ``(K, seeds)``, rollouts through each arm: int64 (integer allocator) or float64 0/1, one-hot per seed
+        (the one-rollout allocators; the dtype of the counts, so recording them converts nothing).
+      successes: ``(K, seeds)``, successful ones, of the same dtype.
+      launched: ``(seeds,)``, rollouts launched at this visit (``pulls.sum(axis=0)``).
       off_target: float64 ``(seeds,)``, share of the visit's allocation that went to arms != a_w (0 when the
         state is entirely truncated and gets no rollout).
       score_share: float64 ``(seeds,)``, sum_{a != a_w} S(a) / sum_b S(b) before the visit (0 when all S = 0).
@@ -130,6 +139,7 @@ class Visit:
     off_target: np.ndarray
     score_share: np.ndarray
     forced: np.ndarray
+    launched: np.ndarray
 
 
 def visit(
@@ -139,8 +149,13 @@ def visit(
     i: int,
     rng: np.random.Generator,
     explore: float = 0.0,
+    *,
+    target: int | None = None,
 ) -> Visit:
     """Allocate and simulate the rollouts of visit ``i`` (1-based) for every seed; does not record them.
+
+    Scores come from :meth:`ArmCounts.unchecked_scores`: ``counts`` must hold valid counts (0 <= successes <=
+    pulls), as :meth:`ArmCounts.record` keeps them.
 
     Args:
       counts: statistics before the visit.
@@ -149,39 +164,49 @@ def visit(
       i: visit index, >= 1 (forced exploration keeps N(a) >= explore * ln i).
       rng: random generator (the only source of randomness).
       explore: forced-exploration constant c >= 0 (proportional allocator only).
+      target: ``target_arm(probs)`` when the caller has already checked it (:func:`simulate` does, once).
 
     Returns:
       the :class:`Visit`.
     """
     k, seeds = counts.n_total.shape
-    target = target_arm(probs)
-    columns = np.arange(seeds)
-    scores = counts.scores()
-    total = scores.sum(axis=0)
+    if target is None:
+        target = target_arm(probs)
+    scores = counts.unchecked_scores()
+    # Running sums over the few arms, one contiguous row at a time (np.cumsum along axis 0 is ~20x slower); the
+    # additions happen in the same order as np.cumsum's and np.sum's, so the results are the same floats.
+    cumulative = [scores[0]]
+    for a in range(1, k):
+        cumulative.append(cumulative[-1] + scores[a])
+    total = cumulative[-1]
     alive = total > 0
     # Sum the off-target scores directly: total - S(a_w) cancels to 0 once they are 1e-16 of S(a_w).
-    off_scores = scores[np.arange(k) != target].sum(axis=0)
-    score_share = np.where(alive, off_scores / np.where(alive, total, 1.0), 0.0)
+    off_rows = [a for a in range(k) if a != target]
+    off_scores = scores[off_rows[0]].copy() if off_rows else np.zeros(seeds)
+    for a in off_rows[1:]:
+        off_scores += scores[a]
+    score_share = off_scores / total if alive.all() else np.where(alive, off_scores / np.where(alive, total, 1.0), 0.0)
     forced = np.zeros(seeds, dtype=bool)
 
     if allocator == "integer":
-        pulls = num_rollouts(scores, counts.params.g_max)
+        pulls = num_rollouts_unchecked(scores, counts.params.g_max)
         successes = rng.binomial(pulls, probs[:, None])
         launched = pulls.sum(axis=0)
         off_target = np.where(launched > 0, (launched - pulls[target]) / np.maximum(launched, 1), 0.0)
-        return Visit(pulls, successes, off_target, score_share, forced)
+        return Visit(pulls, successes, off_target, score_share, forced, launched)
 
     if allocator == "proportional":
-        cumulative = np.cumsum(scores, axis=0)
-        draw = rng.random(seeds) * cumulative[-1]
+        draw = rng.random(seeds) * total
         # The first arm whose cumulative score exceeds the draw; zero-score (truncated) arms have empty intervals.
-        # min() only guards the index against a draw rounding up onto the total.
-        arm = np.minimum((cumulative <= draw).sum(axis=0), k - 1)
+        # Counting only the first K - 1 running sums keeps the index <= K - 1 when a draw rounds up onto the total.
+        arm = np.zeros(seeds, dtype=np.int64)
+        for below in cumulative[:-1]:
+            arm += below <= draw
         off_target = score_share
         if explore > 0:
             starved = (counts.n_total < explore * np.log(i)) & (scores > 0)
             forced = starved.any(axis=0)
-            least_sampled = np.argmin(np.where(starved, counts.n_total, np.iinfo(np.int64).max), axis=0)
+            least_sampled = np.argmin(np.where(starved, counts.n_total, np.inf), axis=0)
             arm = np.where(forced, least_sampled, arm)
             off_target = np.where(forced, (arm != target).astype(np.float64), score_share)
         launched = alive
@@ -196,12 +221,12 @@ def visit(
     else:
         raise ValueError(f"unknown allocator {allocator!r}; expected one of {ALLOCATORS}")
 
-    won = rng.random(seeds) < probs[arm]
-    pulls = np.zeros((k, seeds), dtype=np.int64)
-    successes = np.zeros((k, seeds), dtype=np.int64)
-    pulls[arm, columns] = launched
-    successes[arm, columns] = launched & won
-    return Visit(pulls, successes, off_target, score_share, forced)
+    won = rng.random(seeds) < np.take(probs, arm)
+    pulled = arm == np.arange(k)[:, None]
+    if not launched.all():
+        pulled &= launched
+    successes = (pulled & won).astype(np.float64)
+    return Visit(pulled.astype(np.float64), successes, off_target, score_share, forced, launched)
 
 
 def checkpoint_visits(visits: int, count: int) -> np.ndarray:
@@ -316,17 +341,18 @@ def simulate(
     forced_off_target = np.zeros(seeds, dtype=np.int64)
     next_checkpoint = 0
     for i in range(1, visits + 1):
-        step = visit(counts, probs, allocator, i, rng, explore)
+        step = visit(counts, probs, allocator, i, rng, explore, target=target)
         regret += step.off_target
         off_target[i - 1] = step.off_target.mean()
-        score_share[i - 1] = step.score_share.mean()
-        forced_off_target += step.forced & (step.pulls[target] == 0)
+        score_share[i - 1] = off_target[i - 1] if step.score_share is step.off_target else step.score_share.mean()
+        if explore > 0:
+            forced_off_target += step.forced & (step.pulls[target] == 0)
         if i == checkpoints[next_checkpoint]:
             kept_regret[next_checkpoint] = regret
             kept_share[next_checkpoint] = step.score_share
             kept_min[next_checkpoint] = counts.n_total.min(axis=0)
             next_checkpoint += 1
-        counts.record(step.pulls, step.successes)
+        counts.record(step.pulls, step.successes, step.launched)
     return BanditRun(
         probs=probs,
         target=target,
@@ -341,8 +367,8 @@ def simulate(
         checkpoint_score_share=kept_share,
         checkpoint_min_samples=kept_min,
         forced_off_target=forced_off_target,
-        n_total=counts.n_total,
-        n_success=counts.n_success,
+        n_total=counts.n_total.astype(np.int64),
+        n_success=counts.n_success.astype(np.int64),
         final_scores=counts.scores(),
         rollouts=int(counts.rollouts_done.sum()),
     )

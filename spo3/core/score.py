@@ -19,7 +19,15 @@ import numpy as np
 
 from spo3.core._arrays import numpy_in_torch_out
 
-__all__ = ["ScoreParams", "lambda_t", "state_score", "num_rollouts", "novelty_weight"]
+__all__ = [
+    "ScoreParams",
+    "lambda_t",
+    "novelty_weight",
+    "num_rollouts",
+    "num_rollouts_unchecked",
+    "state_score",
+    "state_score_unchecked",
+]
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class ScoreParams:
 
 
 DEFAULT_PARAMS = ScoreParams()
+_TINY = np.finfo(np.float64).tiny
 
 
 @numpy_in_torch_out
@@ -80,6 +89,10 @@ def lambda_t(t: Any, alpha: float) -> np.ndarray:
     t = np.asarray(t, dtype=np.float64)
     if np.any(t < 1) or np.any(~np.isfinite(t)):
         raise ValueError(f"lambda_t: t must be a finite count >= 1 (1-based), got min {t.min() if t.size else t}")
+    return _lambda(t, alpha)
+
+
+def _lambda(t: Any, alpha: float) -> Any:
     return alpha * np.log(t)
 
 
@@ -107,14 +120,43 @@ def state_score(n_total: Any, n_success: Any, t: Any, params: ScoreParams = DEFA
     n_success = np.asarray(n_success, dtype=np.float64)
     if np.any(n_total < 0) or np.any(n_success < 0) or np.any(n_success > n_total):
         raise ValueError("state_score: counts must satisfy 0 <= n_success <= n_total")
-    lam = lambda_t(t, params.alpha)
-    sr = n_success / (n_total + params.eps)
-    n_fail = n_total - n_success
-    keep = (n_fail < params.xi) | (sr > params.zeta)
+    lambda_t(t, params.alpha)  # checks t
+    n_total, n_success, t = np.broadcast_arrays(n_total, n_success, np.asarray(t, dtype=np.float64))
+    return np.asarray(state_score_unchecked(n_total, n_success, t, params))
+
+
+def state_score_unchecked(n_total: np.ndarray, n_success: np.ndarray, t: Any, params: ScoreParams) -> np.ndarray:
+    """The arithmetic of :func:`state_score` (Eq. 1) alone: no input checks, no conversions, numpy only.
+
+    :func:`state_score` checks its inputs and calls this; inner loops that hold inputs known to be valid call it
+    directly (the theory simulator, once per visit), so every score still comes from this one formula.
+
+    Args:
+      n_total: float64 array ``(...)`` of visit counts, ``>= 0``.
+      n_success: float64 array of the same shape, with ``0 <= n_success <= n_total``.
+      t: float64 scalar or array broadcasting to that shape, finite and ``>= 1``.
+      params: score hyper-parameters.
+
+    Returns:
+      float64 array of the broadcast shape, values in [0, 1]; invalid inputs give unspecified numbers, not errors.
+    """
+    # S = exp(-lambda * SR) * 1{N_fail < xi or SR > zeta}, computed in place in two work arrays (the inner loop
+    # of the theory simulator spends most of its time here).
+    shape = np.shape(n_total)
+    sr = np.add(n_total, params.eps, out=np.empty(shape))
+    np.divide(n_success, sr, out=sr)  # SR = N_success / (N_total + eps)
+    work = np.subtract(n_total, n_success, out=np.empty(shape))  # N_fail
+    keep = np.less(work, params.xi)
+    keep |= np.greater(sr, params.zeta)
+    np.multiply(-_lambda(t, params.alpha), sr, out=work)
+    np.exp(work, out=work)
     # Floor at the smallest normal float: exp() underflows to 0 for lambda * SR > ~708, and a kept state must
-    # never look truncated (S == 0 <=> n == 0 is the truncation signal of Eq. 3).
-    score = np.where(keep, np.maximum(np.exp(-lam * sr), np.finfo(np.float64).tiny), 0.0)
-    return np.where(n_total == 0, 1.0, score)
+    # never look truncated (S == 0 <=> n == 0 is the truncation signal of Eq. 3). (A masked copy is max(S, tiny)
+    # at a third of np.maximum's cost.)
+    np.copyto(work, _TINY, where=work < _TINY)
+    # An unseen state (n_total == 0, hence n_success == 0) needs no case of its own: SR = 0, N_fail = 0 < xi and
+    # exp(-lambda * 0) = 1 exactly, so S = 1. Multiplying by the 0/1 mask is exact (S is finite and >= 0).
+    return np.multiply(work, keep, out=work)
 
 
 @numpy_in_torch_out
@@ -131,6 +173,12 @@ def num_rollouts(score: Any, g_max: int) -> np.ndarray:
     score = np.asarray(score, dtype=np.float64)
     if np.any((score < 0) | (score > 1)) or np.any(np.isnan(score)):
         raise ValueError("num_rollouts: scores must lie in [0, 1]")
+    return num_rollouts_unchecked(score, g_max)
+
+
+def num_rollouts_unchecked(score: np.ndarray, g_max: int) -> np.ndarray:
+    """The arithmetic of :func:`num_rollouts` (Eq. 3) alone, for float64 scores known to lie in [0, 1] (the theory
+    simulator's inner loop; see :func:`state_score_unchecked`). int64 array of the shape of ``score``."""
     # min() guards against G * S rounding above G for S == 1 - ulp; ceil of any positive score is >= 1.
     return np.minimum(np.ceil(g_max * score), g_max).astype(np.int64)
 
