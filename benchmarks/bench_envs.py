@@ -1,10 +1,18 @@
-"""Environment speed on real ALFWorld games: snapshot restore vs reset + replay, warm vs cold reset.
+"""Environment speed on real ALFWorld games: steps against ALFWorld's own environment, snapshot restore vs reset +
+replay, warm vs cold reset.
 
-Goals (issue 3): restoring a snapshot >= 20x faster than resetting and replaying a 10-step prefix; a warm reset
-(game already loaded in the process) >= 5x faster than a cold one. Both sides of each ratio are measured in the
-same run, on the same games.
+Goals, each a ratio of two timings taken side by side in this run, on the same games:
 
-    python benchmarks/bench_envs.py            # 3 games of different task types, more repetitions
+* a step of spo3's AlfworldEnv >= 3x faster than a step of ALFWorld's own environment (alfworld 0.4.2's
+  ``AlfredTWEnv.init_env(batch_size=1)``, :mod:`spo3.envs.alfworld_upstream`), over the walkthrough and then random
+  commands (a tenth of them inadmissible) of one game of every task type, with the text, the admissible commands,
+  ``won`` and ``done`` checked identical at every step (issue 13);
+* restoring a snapshot >= 20x faster than resetting and replaying a 10-step prefix; a warm reset (game already
+  loaded in the process) >= 5x faster than a cold one (issue 3).
+
+Timings are CPU seconds of this process (``benchmarks/common.py``).
+
+    python benchmarks/bench_envs.py            # one game per task type for the steps; 3 games for restore/reset
     python benchmarks/bench_envs.py --smoke    # 1 game, few repetitions (seconds), for the test suite
 
 The games come from ``$SPO3_SHARED_DATA/alfworld`` (default ``../shared/data/alfworld`` beside the checkout) and are
@@ -20,11 +28,13 @@ import random
 import resource
 import statistics
 import sys
-import time
 from pathlib import Path
 
-from spo3.envs.alfworld import AlfworldEnv, clear_game_cache
+from common import Bench, add_arguments, cpu_time
+
+from spo3.envs.alfworld import TASK_TYPES, AlfworldEnv, clear_game_cache, task_type_of
 from spo3.envs.alfworld_data import install_alfworld
+from spo3.envs.alfworld_upstream import record_of, upstream_env, upstream_reset, upstream_step
 from spo3.envs.experts import random_prefix
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,26 +45,69 @@ GAMES = [  # one per task type; bedroom, bathroom and kitchen scenes
     ROOT + "pick_heat_then_place_in_recep-Tomato-None-GarbageCan-10/trial_T20190908_225046_020282/game.tw-pddl",
 ]
 PREFIX_STEPS = 10
+RANDOM_STEPS = 25  # the step limit of the random episodes (so truncation is compared too)
+INADMISSIBLE = "fly to the moon"
 
 
 def timed(fn, repeats: int) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls."""
+    """Median CPU seconds of ``fn()`` over ``repeats`` calls."""
     samples = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = cpu_time()
         fn()
-        samples.append(time.perf_counter() - t0)
+        samples.append(cpu_time() - t0)
     return statistics.median(samples)
 
 
-def verdict(ratio: float, goal: float) -> str:
-    return f"{ratio:,.0f}x  (goal >= {goal:.0f}x: {'met' if ratio >= goal else 'NOT met'})"
+def one_game_per_task_type(env: AlfworldEnv) -> list[str]:
+    """The first valid_unseen game (sorted order) of each of the six task types."""
+    tasks = env.tasks("valid_unseen")
+    return [next(task for task in tasks if task_type_of(task) == task_type) for task_type in TASK_TYPES]
+
+
+def steps_against_upstream(data_dir: Path, games: list[str], passes: int) -> dict[str, list[float]]:
+    """Play ``passes`` rounds over ``games`` in ALFWorld's own env and in spo3's, step by step, checking that every
+    record is identical: the first round replays the walkthroughs, later rounds play random commands (one in ten
+    inadmissible) until the episode is won or reaches RANDOM_STEPS. Returns per-step CPU seconds of each side."""
+    ours = AlfworldEnv(data_dir, max_steps=RANDOM_STEPS)
+    theirs = upstream_env(data_dir, games, max_steps=RANDOM_STEPS)
+    rng = random.Random(0)
+    seconds: dict[str, list[float]] = {"ours walkthrough": [], "theirs walkthrough": [], "ours random": [],
+                                       "theirs random": []}
+    for episode in range(passes * len(games)):
+        path, expected = upstream_reset(theirs)
+        task_id = Path(path).resolve().relative_to(data_dir.resolve()).as_posix()
+        observation = ours.reset(task_id)
+        if record_of(observation) != expected:
+            raise SystemExit(f"{task_id}: the initial observations differ")
+        kind = "walkthrough" if episode < len(games) else "random"
+        plan = list(ours.walkthrough(task_id)) if kind == "walkthrough" else []
+        while True:
+            if kind == "walkthrough":
+                action = plan.pop(0)
+            else:
+                action = INADMISSIBLE if rng.random() < 0.1 else rng.choice(observation.admissible_actions)
+            t0 = cpu_time()
+            theirs_record = upstream_step(theirs, action)
+            t1 = cpu_time()
+            transition = ours.step(action)
+            t2 = cpu_time()
+            if record_of(transition) != theirs_record:
+                raise SystemExit(f"{task_id}: step {action!r} differs from ALFWorld's own env")
+            seconds[f"theirs {kind}"].append(t1 - t0)
+            seconds[f"ours {kind}"].append(t2 - t1)
+            observation = transition.observation
+            if transition.done or (kind == "walkthrough" and not plan):
+                break
+    theirs.close()
+    return seconds
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="1 game, few repetitions (seconds), for CI")
+    add_arguments(parser)
     args = parser.parse_args()
+    bench = Bench.from_args("bench_envs", args)
     games = GAMES[:1] if args.smoke else GAMES
     n_cold, n_warm, n_replay, n_restore = (1, 20, 2, 200) if args.smoke else (3, 200, 5, 2000)
 
@@ -68,6 +121,21 @@ def main() -> int:
     install_alfworld(source, data_dir, splits=["valid_unseen"])
     env = AlfworldEnv(data_dir)
     env.reset(games[0])  # starts the shared engine (imports, planner library), which no cold reset should count
+
+    step_games = games if args.smoke else one_game_per_task_type(env)
+    seconds = steps_against_upstream(data_dir, step_games, passes=1 if args.smoke else 2)
+    n_steps = sum(len(v) for k, v in seconds.items() if k.startswith("ours"))
+    print(f"steps vs ALFWorld's own env ({len(step_games)} game(s), {n_steps} steps, text, admissible commands, won "
+          "and done identical at every step), mean CPU ms per step:")
+    for kind in ("walkthrough", "random"):
+        if seconds[f"ours {kind}"]:
+            ours_ms, theirs_ms = (statistics.fmean(seconds[f"{side} {kind}"]) * 1e3 for side in ("ours", "theirs"))
+            print(f"  {kind:<11} ({len(seconds[f'ours {kind}']):3d} steps): spo3 {ours_ms:6.2f} ms | ALFWorld "
+                  f"{theirs_ms:6.2f} ms | {theirs_ms / ours_ms:5.1f}x")
+    ours_s = sum(sum(v) for k, v in seconds.items() if k.startswith("ours"))
+    theirs_s = sum(sum(v) for k, v in seconds.items() if k.startswith("theirs"))
+    bench.measure("step ms (spo3)", ours_s / n_steps * 1e3)
+    bench.measure("step ms (ALFWorld)", theirs_s / n_steps * 1e3)
 
     print(f"ALFWorld env speed ({'smoke: ' if args.smoke else ''}{len(games)} game(s), valid_unseen), medians:")
     ratios_restore, ratios_reset, snapshots, colds, replays = [], [], [], [], []
@@ -114,9 +182,14 @@ def main() -> int:
         switching = timed(lambda: env.restore(next(across_snapshots)), n_restore // 4)
         ratios_restore.append(min(replays) / switching)
         print(f"  restore of another game's snapshot (task reload + C-level path replay): {switching * 1e3:.2f} ms")
-    print(f"restore vs reset + replay of {PREFIX_STEPS} steps: {verdict(min(ratios_restore), 20)} (worst case)")
-    print(f"warm vs cold reset                      : {verdict(min(ratios_reset), 5)} (worst case)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if not args.smoke:
+        bench.goal("ALFWorld step vs ALFWorld's own env (identical at every step)", theirs_s / ours_s, 3,
+                   detail=f"{ours_s / n_steps * 1e3:.1f} vs {theirs_s / n_steps * 1e3:.1f} ms/step, {n_steps} steps, "
+                          f"{len(step_games)} task types")
+        bench.goal("ALFWorld restore vs reset + 10-step replay (worst case)", min(ratios_restore), 20)
+        bench.goal("ALFWorld warm vs cold reset (worst case)", min(ratios_reset), 5)
+    bench.finish()
     return 0
 
 

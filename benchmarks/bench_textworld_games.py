@@ -13,6 +13,9 @@ a mean over repetitions measured in this run, on this machine, side by side:
 * snapshot / restore: one call each;
 * restore vs replay: restoring the state after a 10-action prefix, against resetting and replaying the prefix.
 
+Goal (issue 3): restoring a snapshot >= 20x faster than resetting and replaying a 10-action prefix, on every
+game (the worst ratio counts). Timings are CPU seconds of this process (``benchmarks/common.py``).
+
 The success table plays a uniformly random admissible policy (the same rule as the random-admissible expert) on
 the first 8 seeds of each candidate (challenge, level, max_steps), round-robin over the games.
 """
@@ -22,7 +25,8 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import time
+
+from common import Bench, add_arguments, cpu_time
 
 from spo3.envs.experts import random_prefix
 from spo3.envs.textworld_games import TextWorldGamesEnv
@@ -35,9 +39,9 @@ def mean_ms(seconds: list[float]) -> float:
 
 
 def timed(fn, *args):
-    t0 = time.perf_counter()
+    t0 = cpu_time()
     result = fn(*args)
-    return time.perf_counter() - t0, result
+    return cpu_time() - t0, result
 
 
 def costs(challenge: str, level: int, cache_dir: str | None, reps: int, rng: random.Random) -> dict[str, float]:
@@ -107,10 +111,11 @@ def random_play(challenge: str, level: int, max_steps: int, episodes: int, n_gam
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="one coin-collector game, tiny counts (seconds), for CI")
+    add_arguments(ap)
     ap.add_argument("--cache-dir", default=None, help="game cache (default: $SPO3_CACHE/textworld)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    bench = Bench.from_args("bench_textworld_games", args)
     rng = random.Random(args.seed)
     if args.smoke:
         games, reps = [("tw-coin_collector", 3)], 5
@@ -124,8 +129,11 @@ def main() -> None:
 
     print(f"{'game':26} {'cold reset':>10} {'warm reset':>10} {'step':>7} {'(median)':>8} {'snapshot':>8} "
           f"{'restore':>8} | {'restore@10':>10} {'reset+replay@10':>15} {'ratio':>6}   (ms; walkthrough length)")
+    ratios = []
     for challenge, level in games:
         c = costs(challenge, level, args.cache_dir, reps, rng)
+        ratios.append(c["replay@10"] / c["restore@10"])
+        bench.measure(f"{challenge} L{level} step ms", c["step"])
         print(f"{challenge + ' L' + str(level):26} {c['cold reset']:10.2f} {c['warm reset']:10.3f} {c['step']:7.3f} "
               f"{c['step median']:8.3f} {c['snapshot']:8.3f} {c['restore']:8.3f} | {c['restore@10']:10.3f} "
               f"{c['replay@10']:15.3f} {c['replay@10'] / c['restore@10']:5.0f}x   ({c['walkthrough']} steps)")
@@ -138,6 +146,9 @@ def main() -> None:
         print(f"{f'{challenge} L{level} max_steps={max_steps}':34} {r['success']:7.1%} {r['win steps']:9.1f} "
               f"{r['walkthrough']:11.1f} {r['walkthrough max']:5d} {r['actions/state']:13.2f} "
               f"{r['distinct texts']:14d}")
+    if not args.smoke:
+        bench.goal("TextWorld games restore vs reset + 10-step replay (worst game)", min(ratios), 20)
+    bench.finish()
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ class Bench:
         """Print and record a goal: ``value`` (measured in this run) against ``target`` (met when >=)."""
         met = bool(value >= target)
         self.goals.append(Goal(label, float(value), float(target), unit, detail, met))
-        print(f"GOAL {label}: {_fmt(value)}{unit}  (goal >= {_fmt(target)}{unit}: {'met' if met else 'NOT met'})"
+        print(f"GOAL {label}: {fmt_number(value)}{unit}  (goal >= {fmt_number(target)}{unit}: {'met' if met else 'NOT met'})"
               + (f"  [{detail}]" if detail else ""))
         return met
 
@@ -112,7 +112,7 @@ class Bench:
         return result
 
 
-def _fmt(x: float) -> str:
+def fmt_number(x: float) -> str:
     if x == 0 or 0.01 <= abs(x) < 1e5:
         return f"{x:,.2f}".rstrip("0").rstrip(".") if abs(x) < 100 else f"{x:,.0f}"
     return f"{x:.2g}"
