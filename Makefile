@@ -36,8 +36,10 @@ quickstart: install
 test: install
 	ci/run_pytest.sh $(PY) -m pytest -q --durations=15 --nbval-lax --nbval-current-env --nbval-cell-timeout=900 tests notebooks $(PYTEST_ARGS)
 
+# Every benchmark (under 10 minutes in all), then README.md's performance table from their benchmarks/results/*.json.
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis runs

