@@ -42,7 +42,8 @@ def main() -> None:
         store.record_trajectory([keys[i] for i in idx], won=bool(idx[0] % 3 == 0))
     fold_s = cpu_time() - start
     print(f"states stored             : {len(store):,} (t = {store.t:,})")
-    print(f"fold {n_traj:,} trajectories   : {fold_s:.2f} s ({n_traj / fold_s:,.0f} trajectories/s, {traj_len} states each)")
+    print(f"fold {n_traj:,} trajectories   : {fold_s:.2f} s ({n_traj / fold_s:,.0f} trajectories/s, "
+          f"{traj_len} states each)")
 
     # Batched: all keys (about half of them unseen) through the frozen snapshot the trainer scores with.
     snap = store.snapshot()
@@ -64,7 +65,8 @@ def main() -> None:
     plain, theirs = per_second(table.__getitem__, sample)
     one_key, old = per_second(lambda key: snap.scores([key])[0], sample[: max(n_single // 20, 100)])
     identical = ours == theirs and ours[: len(old)] == [float(x) for x in old]
-    print(f"single-key score_of       : {single:,.0f} keys/s (tables built once per snapshot in {build_s * 1e3:.0f} ms)")
+    print(f"single-key score_of       : {single:,.0f} keys/s (tables built once per snapshot in "
+          f"{build_s * 1e3:.0f} ms)")
     print(f"single-key rollouts_of    : {rollouts:,.0f} keys/s")
     print(f"plain dict lookup         : {plain:,.0f} keys/s  -> score_of at {single / plain:.2f}x a dict")
     print(f"one-key batch scores([k]) : {one_key:,.0f} keys/s  -> score_of {single / one_key:,.0f}x faster; "
@@ -78,7 +80,8 @@ def main() -> None:
     bench.measure("fold trajectories/s", n_traj / fold_s)
     if not args.smoke:
         bench.goal("store single-key lookups per second", single, 1e6, "/s",
-                   detail=f"{single / plain:.2f}x a plain dict in the same run; {single / one_key:,.0f}x a one-key batch")
+                   detail=f"{single / plain:.2f}x a plain dict in the same run; "
+                          f"{single / one_key:,.0f}x a one-key batch")
         bench.goal("store batched lookups per second", batched, 1e6, "/s")
     bench.finish()
 
