@@ -102,8 +102,9 @@ class StoreSnapshot(_StoreView):
     :meth:`counts_of`), as the tree search asks: the first such call scores every stored state at once with
     :func:`~spo3.core.score.state_score` and :func:`~spo3.core.score.num_rollouts` (plus one all-zero row that
     stands for unseen keys) and keeps the results as Python lists, so each later lookup is one dict probe and one
-    list index (about 1e7/s, against 2e4/s through a one-key batch). The snapshot is frozen, so the cached values
-    stay exact; they are the very numbers the batched queries return (both apply the same element-wise formulas).
+    list index: close to a plain dict's speed, against about 2e4/s through a one-key batch
+    (``benchmarks/bench_core.py``). The snapshot is frozen, so the cached values stay exact; they are the very numbers
+    the batched queries return (both apply the same element-wise formulas).
     """
 
     def __init__(self, store: "StateStore") -> None:
@@ -125,21 +126,21 @@ class StoreSnapshot(_StoreView):
             self._single = (scores.tolist(), rollouts.tolist(), n_total.tolist(), n_success.tolist())
         return self._single
 
-    def _row(self, key: str) -> int:
-        row = self._index.get(key, -1)
-        return row if row < self._size else -1  # -1: the unseen entry, last in every table
-
     def score_of(self, key: str) -> float:
         """State score S (Eq. 1) of one key; equals ``scores([key])[0]``."""
-        return self._tables()[0][self._row(key)]
+        row = self._index.get(key, -1)
+        return (self._single or self._tables())[0][row if row < self._size else -1]  # -1: the unseen entry
 
     def rollouts_of(self, key: str) -> int:
         """Rollout count n = ceil(G_max * S) (Eq. 3) of one key; equals ``rollouts([key])[0]``."""
-        return self._tables()[1][self._row(key)]
+        row = self._index.get(key, -1)
+        return (self._single or self._tables())[1][row if row < self._size else -1]
 
     def counts_of(self, key: str) -> tuple[int, int]:
         """``(n_total, n_success)`` of one key (zeros if unseen); equals ``counts([key])`` unpacked."""
-        tables, row = self._tables(), self._row(key)
+        row = self._index.get(key, -1)
+        tables = self._single or self._tables()
+        row = row if row < self._size else -1
         return tables[2][row], tables[3][row]
 
 
