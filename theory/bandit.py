@@ -199,9 +199,10 @@ def visit(
         draw = rng.random(seeds) * total
         # The first arm whose cumulative score exceeds the draw; zero-score (truncated) arms have empty intervals.
         # Counting only the first K - 1 running sums keeps the index <= K - 1 when a draw rounds up onto the total.
-        arm = np.zeros(seeds, dtype=np.int64)
+        # (int8 sums of the comparisons' bytes: 0/1, no conversion; K <= 127 arms fit.)
+        arm = np.zeros(seeds, dtype=np.int8 if k <= 127 else np.int64)
         for below in cumulative[:-1]:
-            arm += below <= draw
+            arm += (below <= draw).view(np.int8) if k <= 127 else below <= draw
         off_target = score_share
         if explore > 0:
             starved = (counts.n_total < explore * np.log(i)) & (scores > 0)
@@ -222,7 +223,7 @@ def visit(
         raise ValueError(f"unknown allocator {allocator!r}; expected one of {ALLOCATORS}")
 
     won = rng.random(seeds) < np.take(probs, arm)
-    pulled = arm == np.arange(k)[:, None]
+    pulled = arm == np.arange(k, dtype=arm.dtype)[:, None]
     if not launched.all():
         pulled &= launched
     successes = (pulled & won).astype(np.float64)
@@ -343,8 +344,8 @@ def simulate(
     for i in range(1, visits + 1):
         step = visit(counts, probs, allocator, i, rng, explore, target=target)
         regret += step.off_target
-        off_target[i - 1] = step.off_target.mean()
-        score_share[i - 1] = off_target[i - 1] if step.score_share is step.off_target else step.score_share.mean()
+        off_target[i - 1] = step.off_target.sum() / seeds  # the mean, without np.mean's Python-level overhead
+        score_share[i - 1] = off_target[i - 1] if step.score_share is step.off_target else step.score_share.sum() / seeds
         if explore > 0:
             forced_off_target += step.forced & (step.pulls[target] == 0)
         if i == checkpoints[next_checkpoint]:
