@@ -131,7 +131,7 @@ def main() -> None:
         print(f"per-prompt step cost B={large} / B={small}: {ratio:.2f}")
         bench.goal(f"HF policy step, per-prompt cost B={small} / B={large} (batching pays)", 1 / ratio, 1,
                    detail=f"{results[small]['step'] / small * 1e3:.0f} vs {results[large]['step'] / large * 1e3:.0f} "
-                          "ms/prompt (wall time)")
+                          "ms/prompt, wall time")
     if args.smollm2 and args.fresh_cache:
         from spo3.policies.hf_models import load_smollm2
 

@@ -115,7 +115,7 @@ class Bench:
 def fmt_number(x: float) -> str:
     if x == 0 or 0.01 <= abs(x) < 1e5:
         return f"{x:,.2f}".rstrip("0").rstrip(".") if abs(x) < 100 else f"{x:,.0f}"
-    return f"{x:.2g}"
+    return f"{x:.2g}".replace("e+0", "e").replace("e+", "e")
 
 
 if __name__ == "__main__":  # pragma: no cover - a library for the bench_*.py scripts
