@@ -218,7 +218,7 @@ class TreeSearch:
             score_next = np.where(score_next == 0.0, 1.0, score_next)
         novel = np.array([c.key != node.key for c in children])
         if s.novelty == "unseen":  # entering a state the frozen store has never recorded
-            novel &= self.store.counts([c.key for c in children])[0] == 0
+            novel &= np.array([self.store.counts_of(c.key)[0] == 0 for c in children])
         success = np.array([c.won for c in children])
         r = step_reward(
             score_t, score_next, n_total_t, novel, success, self.store.params,
