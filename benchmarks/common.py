@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import sys
@@ -113,9 +114,12 @@ class Bench:
 
 
 def fmt_number(x: float) -> str:
+    """Short text for a figure; truncated, never rounded up, so that a figure below its goal never prints as it."""
     if x == 0 or 0.01 <= abs(x) < 1e5:
-        return f"{x:,.2f}".rstrip("0").rstrip(".") if abs(x) < 100 else f"{x:,.0f}"
-    return f"{x:.2g}".replace("e+0", "e").replace("e+", "e")
+        return f"{math.floor(x * 100) / 100:,.2f}".rstrip("0").rstrip(".") if abs(x) < 100 else f"{math.floor(x):,}"
+    exponent = math.floor(math.log10(abs(x)))
+    mantissa = math.floor(x / 10**exponent * 10) / 10
+    return f"{mantissa:g}e{exponent}"
 
 
 if __name__ == "__main__":  # pragma: no cover - a library for the bench_*.py scripts
