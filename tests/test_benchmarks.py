@@ -16,7 +16,9 @@ BENCHMARKS = sorted(BENCH_DIR.glob("bench_*.py"))
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=[p.stem for p in BENCHMARKS])
 def test_benchmark_smoke(script, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # The checkout under test first on the path (not whatever spo3 the interpreter has installed).
+    path = os.pathsep.join(filter(None, [str(BENCH_DIR.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
     result = tmp_path / "result.json"
     proc = subprocess.run([sys.executable, str(script), "--smoke", "--json", str(result)], capture_output=True,
                           text=True, env=env, timeout=600)
