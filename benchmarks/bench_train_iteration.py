@@ -27,6 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from common import Bench, add_arguments
 
 import spo3.training.loop as loop
 from spo3.config import load_config
@@ -94,9 +95,10 @@ def differences(before: list[dict], after: list[dict]) -> tuple[list[str], float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="1 iteration, smaller budgets (seconds), for CI")
+    add_arguments(parser)
     parser.add_argument("--iterations", type=int, default=6)
     args = parser.parse_args()
+    bench = Bench.from_args("bench_train_iteration", args)
     overrides = [f"iterations={1 if args.smoke else args.iterations}", "eval.every=0", "eval.episodes=2"]
     if args.smoke:
         overrides += ["tasks_per_iteration=1", "warm_start.epochs=1", "algo.max_env_steps=6", "policy.max_new_tokens=8",
@@ -120,6 +122,11 @@ def main() -> None:
     print(f"metrics : {'identical' if not differ else 'DIFFER in ' + ', '.join(differ)} apart from times; "
           f"largest loss-diagnostic difference {loss_gap:.1e}")
     print(f"load average after: {os.getloadavg()[0]:.2f}; wall time {total:.0f} s (both runs, warm start once)")
+    bench.measure("seconds per iteration (before, after)", [results[k][0] for k in ("before", "after")])
+    if not args.smoke:
+        bench.goal("tiny-LM 3SPO iteration vs the first release's update (wall time)", ratio, GOAL,
+                   detail="metrics " + ("identical" if not differ else "DIFFER in " + ", ".join(differ)))
+    bench.finish()
 
 
 if __name__ == "__main__":
