@@ -81,7 +81,7 @@ class ScriptedPolicy(Policy):
         self.calls: list[list[tuple[str, int]]] = []
         self._generator = torch.Generator()
 
-    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0) -> list[list[Response]]:
+    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0, generators=None) -> list[list[Response]]:
         self.calls.append([(inp.prompt, k) for inp, k in zip(inputs, n)])
         out = []
         for inp, k in zip(inputs, n):

@@ -8,6 +8,10 @@ GRPO and GiGPO roll out ``group_size`` episodes per task and update once per ite
 backtracking tree search against a frozen snapshot of the state store, updating after every expansion round
 (``per_round``) or once per iteration; its finished trajectories are folded into the store only after the
 iteration. Every method folds its trajectories into a store, so state statistics are comparable across methods.
+
+Each task samples from its own random streams, derived from (seed, iteration, task index), so the same run can be
+spread over several processes (torchrun, accelerate; :mod:`spo3.training.distributed`): each plays its share of the
+tasks, rank 0 keeps the store, logs and checkpoints, and gradients are averaged over the processes.
 """
 
 from __future__ import annotations
@@ -27,16 +31,17 @@ import yaml
 
 from spo3.training.builders import build_env, build_policy, env_corpus, task_list
 from spo3.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from spo3.config import TrainConfig
+from spo3.config import ConfigError, TrainConfig
 from spo3.config.loading import to_dict
 from spo3.training.credit import assign_advantages, loss_rows
 from spo3.envs.base import TextEnv
 from spo3.training.evaluate import evaluate
 from spo3.metrics import MetricsLogger
-from spo3.rollout.common import RolloutResult, StepSample
+from spo3.rollout.common import RolloutResult, StepSample, TaskStream
 from spo3.rollout.group import group_rollout
 from spo3.rollout.tree import TreeSearch, TreeSettings
-from spo3.state.store import StateStore
+from spo3.state.store import StateStore, StoreSnapshot
+from spo3.training.distributed import Distributed, align_policy, gather_result, init_distributed, prepare_policy
 from spo3.training.update import build_optimizer, ppo_update
 
 __all__ = ["TaskSampler", "train"]
@@ -103,9 +108,15 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _sample_counts(cfg: TrainConfig, samples: list[StepSample]) -> tuple[int, int]:
+    """Step samples, and sibling groups (3SPO expansions with more than one child)."""
+    n_sibling = Counter(s.step_group for s in samples)
+    return len(samples), sum(1 for c in n_sibling.values() if c > 1) if cfg.algo.name == "3spo" else 0
+
+
 def _iteration_metrics(
-    cfg: TrainConfig, iteration: int, result: RolloutResult, store: StateStore, updates: _UpdateLog,
-    counters: Counters, wall: float, env_label: dict[str, Any],
+    cfg: TrainConfig, iteration: int, result: RolloutResult, sample_counts: tuple[int, int], store: StateStore,
+    updates: _UpdateLog, counters: Counters, wall: float, env_label: dict[str, Any],
 ) -> dict[str, Any]:
     trajs, stats = result.trajectories, result.stats
     by_type: dict[str, list[bool]] = defaultdict(list)
@@ -116,7 +127,6 @@ def _iteration_metrics(
     loss = {k: float(np.mean([d[k] for d in updates.diags if k in d])) for k in diag_keys}
     loss["optimizer_steps"] = int(sum(d.get("optimizer_steps", 0) for d in updates.diags))
     loss["dropped_rows"] = updates.dropped_rows
-    n_sibling = Counter(s.step_group for s in result.samples)
     budget = {
         "finished_max": max(stats.task_finished, default=0),
         "finished_mean": float(np.mean(stats.task_finished)) if stats.task_finished else 0.0,
@@ -126,7 +136,7 @@ def _iteration_metrics(
     if cfg.algo.name == "3spo":  # tasks whose search stopped because a budget was spent
         budget["trajectory_budget_hits"] = sum(f >= cfg.algo.max_trajectories for f in stats.task_finished)
         budget["step_budget_hits"] = sum(n >= cfg.algo.max_env_steps for n in stats.task_steps)
-    sibling_groups = sum(1 for c in n_sibling.values() if c > 1) if cfg.algo.name == "3spo" else 0
+    sibling_groups = sample_counts[1]
     no_signal = {"no_sibling_group": int(sibling_groups == 0)} if cfg.algo.name == "3spo" else {}
     return {
         "iteration": iteration,
@@ -143,7 +153,7 @@ def _iteration_metrics(
         "generated_tokens_total": counters.generated_tokens,
         "policy_calls": stats.policy_calls,
         "per_task": budget,
-        "step_samples": len(result.samples),
+        "step_samples": sample_counts[0],
         "sibling_groups": sibling_groups,
         "time": {
             "generate": stats.time_generate, "env": stats.time_env, "score": stats.time_score,
@@ -162,30 +172,35 @@ def _iteration_metrics(
 
 
 def _rollout_and_update(
-    cfg: TrainConfig, envs: list, tasks: list[str], policy, optimizer, store: StateStore, rng: np.random.Generator,
+    cfg: TrainConfig, envs: list, tasks: list[str], streams: list[TaskStream], policy, optimizer,
+    snapshot: StoreSnapshot, dist: Distributed, task_offset: int,
 ) -> tuple[RolloutResult, _UpdateLog]:
-    """One iteration's rollout, rewards, advantages and update(s)."""
+    """One iteration's rollout, rewards, advantages and update(s) of this process's share of the tasks (the
+    ``task_offset``-th task of the global batch onwards)."""
     algo, updates = cfg.algo, _UpdateLog()
 
     def update(samples: list[StepSample], outcomes=None) -> None:
-        assign_advantages(samples, algo, outcomes)
+        assign_advantages(samples, algo, outcomes)  # groups never span tasks: each process does its own
         rows = loss_rows(samples, algo, outcomes)  # without rows ppo_update makes no step
-        updates.dropped_rows += len(samples) - len(rows)
         t0 = time.perf_counter()
-        updates.diags.append(ppo_update(policy, optimizer, rows, cfg.optim))
+        updates.dropped_rows += int(dist.sum_over_ranks({"dropped": len(samples) - len(rows)})["dropped"])
+        align_policy(dist, policy)
+        batch = dist.gather_samples(rows, task_offset)  # every process's rows, in the one-process order
+        updates.diags.append(ppo_update(policy, optimizer, batch, cfg.optim, dist))
         updates.time += time.perf_counter() - t0
 
     if algo.name == "3spo":
         search = TreeSearch(
-            envs, tasks, policy, store.snapshot(), TreeSettings(
+            envs, tasks, policy, snapshot, TreeSettings(
                 max_trajectories=algo.max_trajectories, max_env_steps=algo.max_env_steps,
                 adaptive_rollouts=algo.adaptive_rollouts, backtracking=algo.backtracking,
                 truncation_escape_prob=algo.truncation_escape_prob, use_novelty=algo.use_novelty, novelty=algo.novelty,
                 use_score_diff=algo.use_score_diff, fixed_omega=algo.fixed_omega, invalid_penalty=algo.invalid_penalty,
                 truncated_as_unresolved=algo.truncated_as_unresolved,
-            ), rng, temperature=cfg.policy.temperature, scope=algo.state_scope, history_length=cfg.env.history_length,
+            ), None, temperature=cfg.policy.temperature, scope=algo.state_scope, history_length=cfg.env.history_length,
+            streams=streams,
         )
-        for round_samples in search.rounds():
+        for round_samples in dist.lockstep(search.rounds(), policy):
             if algo.schedule == "per_round":
                 update(round_samples)
         result = search.result
@@ -193,10 +208,11 @@ def _rollout_and_update(
         if algo.schedule == "per_iteration":
             update(result.samples, search.outcomes)
     else:
-        result = group_rollout(
-            envs, tasks, policy, group_size=algo.group_size, temperature=cfg.policy.temperature,
-            scope=algo.state_scope, history_length=cfg.env.history_length,
-        )
+        with dist.unsharded(policy):
+            result = group_rollout(
+                envs, tasks, policy, group_size=algo.group_size, temperature=cfg.policy.temperature,
+                scope=algo.state_scope, history_length=cfg.env.history_length, streams=streams,
+            )
         update(result.samples)
     return result, updates
 
@@ -210,6 +226,9 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
       run_dir: the run directory (default ``cfg.log.output_dir / cfg.run_name``).
       env: an environment to train in instead of building ``cfg.env`` (custom environments, tests); the task
         lists still come from ``cfg.env.train_split`` / ``cfg.env.eval_split``.
+
+    Launched with several processes (torchrun, accelerate) every process calls this; see
+    :mod:`spo3.training.distributed`.
     """
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.log.output_dir) / cfg.run_name
     checkpoint = latest_checkpoint(run_dir) if resume else None
@@ -217,8 +236,12 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         raise FileNotFoundError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
     if not resume and (run_dir / "metrics.jsonl").exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose log.run_name")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    dist, local_cfg = init_distributed(cfg)
+    dist.barrier()  # every process has checked the run directory before rank 0 writes into it
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    cfg = local_cfg
 
     _seed_everything(cfg.seed)
     env = env if env is not None else build_env(cfg.env, cfg.seed)
@@ -226,23 +249,29 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
     eval_tasks = task_list(env, cfg.env, cfg.env.eval_split, cfg.seed)
     corpus = env_corpus(env, train_tasks) if cfg.policy.kind == "hf" else ()
     policy = build_policy(cfg.policy, cfg.seed, corpus)
+    prepare_policy(dist, policy)
     optimizer = build_optimizer(policy, cfg.optim)
     store = StateStore(cfg.algo.score_params())
     sampler = TaskSampler(train_tasks, cfg.seed)
-    rng = np.random.default_rng(cfg.seed + 1)
     counters = Counters()
     env_label = {"env": cfg.env.name, **({"catalogue": env.catalogue} if hasattr(env, "catalogue") else {})}
-    logger = MetricsLogger(run_dir, cfg.log.tensorboard, cfg.log.wandb, to_dict(cfg))
+    logger = MetricsLogger(run_dir, cfg.log.tensorboard, cfg.log.wandb, to_dict(cfg)) if dist.is_main else None
 
     start, warm_losses = 0, None
     if checkpoint is not None:
         ckpt, store = load_checkpoint(checkpoint, policy, optimizer)
+        written_by = ckpt.trainer.get("world_size", 1)
+        if written_by != dist.world:
+            raise ConfigError(
+                f"--resume: {checkpoint} was written by {written_by} training process(es), this run has {dist.world}; "
+                f"relaunch with the same number (e.g. torchrun --nproc_per_node={written_by} -m spo3.cli train ...)"
+            )
         torch.set_rng_state(ckpt.rng["torch"])
         start = ckpt.trainer["iteration"]
         counters = Counters(**ckpt.trainer["counters"])
         sampler.set_state(ckpt.trainer["sampler"])
-        rng.bit_generator.state = ckpt.trainer["rng"]
-        logger.truncate(start)
+        if logger is not None:
+            logger.truncate(start)
     elif cfg.warm_start.epochs > 0:
         from spo3.training.warm_start import warm_start
 
@@ -260,7 +289,7 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         counters.evaluations += 1
         return report, seconds
 
-    if start == 0 and cfg.eval.every:  # the starting point of every learning curve
+    if start == 0 and cfg.eval.every and logger is not None:  # the starting point of every learning curve
         report, seconds = evaluation(0)
         logger.write({
             "iteration": 0, "algorithm": cfg.algo.name, "seed": cfg.seed, **env_label,
@@ -269,18 +298,24 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         })
 
     progress = None
-    if cfg.log.progress:
+    if cfg.log.progress and dist.is_main:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=cfg.iterations, initial=start, desc=cfg.run_name, unit="it")
     for iteration in range(start + 1, cfg.iterations + 1):
         t_start = time.perf_counter()
-        tasks = sampler.next(cfg.tasks_per_iteration)
+        offset, tasks = dist.shard(sampler.next(cfg.tasks_per_iteration))  # this process's share of the batch
+        streams = [TaskStream.derive(cfg.seed, iteration, offset + i) for i in range(len(tasks))]
+        snapshot = dist.broadcast(store.snapshot() if dist.is_main else None)  # rank 0 owns the store
 
         # rollout -> rewards -> advantages -> update (3SPO scores against a frozen store snapshot)
-        result, updates = _rollout_and_update(cfg, [env] * len(tasks), tasks, policy, optimizer, store, rng)
+        result, updates = _rollout_and_update(cfg, [env] * len(tasks), tasks, streams, policy, optimizer, snapshot, dist, offset)
 
-        # statistics: fold the iteration's finished trajectories into the store
+        # statistics: rank 0 folds every process's finished trajectories into the store, logs and checkpoints
+        gathered = gather_result(dist, result, _sample_counts(cfg, result.samples))
+        if gathered is None or logger is None:
+            continue
+        result, sample_counts = gathered
         for traj in result.trajectories:
             store.record_trajectory(traj.keys, traj.won, traj.anchors)
 
@@ -290,7 +325,7 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         counters.optimizer_steps += sum(d.get("optimizer_steps", 0) for d in updates.diags)
         wall = time.perf_counter() - t_start
         counters.wall_time += wall
-        record = _iteration_metrics(cfg, iteration, result, store, updates, counters, wall, env_label)
+        record = _iteration_metrics(cfg, iteration, result, sample_counts, store, updates, counters, wall, env_label)
         if record.get("no_sibling_group"):
             log.warning("iteration %d: 3SPO produced no sibling group (every expansion had n <= 1): no learning signal", iteration)
         record["time"]["eval"] = 0.0
@@ -300,9 +335,7 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         if iteration % cfg.log.checkpoint_every == 0 or iteration == cfg.iterations:
             save_checkpoint(
                 run_dir, iteration, policy, optimizer, store,
-                {
-                    "counters": counters.__dict__, "sampler": sampler.state(), "rng": rng.bit_generator.state,
-                },
+                {"counters": counters.__dict__, "sampler": sampler.state(), "world_size": dist.world},
                 keep=cfg.log.keep_checkpoints,
             )
         if progress is not None:
@@ -310,14 +343,16 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
             progress.set_postfix(success=f"{record['success_rate']:.2f}", states=record["unique_states"])
     if progress is not None:
         progress.close()
-    logger.close()
-    cost = {
-        "every": cfg.eval.every, "episodes": cfg.eval.episodes, "evaluations": counters.evaluations,
-        "time": counters.eval_time, "share_of_time": counters.eval_time / max(counters.eval_time + counters.wall_time, 1e-9),
-    }
-    summary = {"iterations": cfg.iterations, "counters": counters.__dict__, "evaluation": cost}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    if progress is not None:  # the cadence is a choice with a price: say what it cost
-        print(f"{cfg.run_name}: {counters.evaluations} evaluations (eval.every={cfg.eval.every}) took "
-              f"{counters.eval_time:.1f} s, {100 * cost['share_of_time']:.0f}% of training and evaluation time")
+    if logger is not None:
+        logger.close()
+        cost = {
+            "every": cfg.eval.every, "episodes": cfg.eval.episodes, "evaluations": counters.evaluations,
+            "time": counters.eval_time, "share_of_time": counters.eval_time / max(counters.eval_time + counters.wall_time, 1e-9),
+        }
+        summary = {"iterations": cfg.iterations, "counters": counters.__dict__, "evaluation": cost}
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if progress is not None:  # the cadence is a choice with a price: say what it cost
+            print(f"{cfg.run_name}: {counters.evaluations} evaluations (eval.every={cfg.eval.every}) took "
+                  f"{counters.eval_time:.1f} s, {100 * cost['share_of_time']:.0f}% of training and evaluation time")
+    dist.close()
     return run_dir
