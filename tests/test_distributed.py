@@ -177,19 +177,51 @@ def test_two_processes_equal_one_tabular_textworld(tmp_path):
         train(load_config(two / "config.yaml", ["iterations=3"]), resume=True, run_dir=two)
 
 
+TINY_LM = [
+    "iterations=2", "warm_start.epochs=0", "algo.name=grpo", "algo.group_size=2", "env.max_steps=4",
+    "policy.max_new_tokens=8", "optim.skip_no_signal=false", "optim.micro_batch_size=4", "eval.every=0",
+    "eval.episodes=2", "log.progress=false",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_one_process(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_lm")
+    return train(load_config(REPO_ROOT / "configs" / "textworld_tiny_lm.yaml", TINY_LM + [f"log.output_dir={out}", "log.run_name=one"]))
+
+
 @pytest.mark.slow
-def test_two_processes_equal_one_tiny_lm_losses(tmp_path):
-    config = str(REPO_ROOT / "configs" / "textworld_tiny_lm.yaml")
-    overrides = [
-        "iterations=2", "warm_start.epochs=0", "algo.name=grpo", "algo.group_size=2", "env.max_steps=4",
-        "policy.max_new_tokens=8", "optim.skip_no_signal=false", "optim.micro_batch_size=4", "eval.every=0",
-        "eval.episodes=2", "log.progress=false", f"log.output_dir={tmp_path}",
-    ]
-    one = train(load_config(config, overrides + ["log.run_name=one"]))
-    _torchrun(config, overrides + ["log.run_name=two"])
-    records = list(zip(_records(one), _records(tmp_path / "two"), strict=True))
+def test_two_processes_equal_one_tiny_lm_losses(tmp_path, tiny_lm_one_process):
+    _torchrun(str(REPO_ROOT / "configs" / "textworld_tiny_lm.yaml"), TINY_LM + [f"log.output_dir={tmp_path}", "log.run_name=two"])
+    records = list(zip(_records(tiny_lm_one_process), _records(tmp_path / "two"), strict=True))
     assert len(records) == 2
     for a, b in records:
         assert (a["step_samples"], a["generated_tokens"], a["env_steps"]) == (b["step_samples"], b["generated_tokens"], b["env_steps"])
         assert a["loss"]["optimizer_steps"] == b["loss"]["optimizer_steps"] == 1
         assert _close(a["loss"], b["loss"], rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_fsdp_two_processes_train_evaluate_and_checkpoint(tmp_path, tiny_lm_one_process, monkeypatch):
+    """FSDP (bf16 compute) on 2 CPU processes: same rollouts as 1 process here, entropy within bf16 precision, and a
+    checkpoint with the whole fp32 weights that a plain policy loads."""
+    config = REPO_ROOT / "configs" / "textworld_tiny_lm.yaml"
+    _torchrun(str(config), TINY_LM + [f"log.output_dir={tmp_path}", "log.run_name=fsdp", "dist.strategy=fsdp", "eval.every=1"])
+    run = tmp_path / "fsdp"
+    for a, b in zip(_records(tiny_lm_one_process), _records(run), strict=True):
+        assert b["loss"]["optimizer_steps"] == 1 and "eval" in b
+        assert np.isclose(a["loss"]["entropy"], b["loss"]["entropy"], rtol=1e-3)
+    from spo3.training.builders import build_env, build_policy, env_corpus, task_list
+    from spo3.training.checkpoint import load_checkpoint
+
+    cfg = load_config(run / "config.yaml")
+    env = build_env(cfg.env, cfg.seed)
+    policy = build_policy(cfg.policy, cfg.seed, env_corpus(env, task_list(env, cfg.env, cfg.env.train_split, cfg.seed)))
+    before = [p.detach().clone() for p in policy.parameters()]
+    load_checkpoint(latest_checkpoint(run), policy, None)
+    changed = [not torch.equal(p, q) for p, q in zip(policy.parameters(), before)]
+    assert any(changed) and all(p.dtype == torch.float32 for p in policy.parameters())
+    # resuming a sharded run is refused with a message (here forced in one process: the check comes first)
+    monkeypatch.setattr(Distributed, "sharded", property(lambda self: True))
+    with pytest.raises(ConfigError, match="fsdp"):
+        train(load_config(run / "config.yaml", ["iterations=3"]), resume=True, run_dir=run)

@@ -389,6 +389,7 @@ class HFPolicy(Policy):
             sequences = self.model.generate(
                 input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
                 generation_config=config, logits_processor=LogitsProcessorList(processors),
+                synced_gpus=False,  # under FSDP every process generates alone, on unsharded weights
             )
         new_tokens = sequences[:, width:]
         logprobs = recorder.logprobs(new_tokens).cpu().tolist()

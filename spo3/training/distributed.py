@@ -184,18 +184,58 @@ class Distributed:
     @contextlib.contextmanager
     def unsharded(self, policy: Policy) -> Iterator[None]:
         """Whole weights on every rank for the duration (FSDP: generation and scoring without collectives, so
-        ranks may run different numbers of forward passes); a no-op otherwise."""
-        model = getattr(policy, "model", None)
-        if not self.sharded or model is None:
+        ranks may run different numbers of forward passes); a no-op otherwise. Every rank must enter it."""
+        if not self.sharded:
             yield
             return
-        model.set_reshard_after_forward(False)
-        model.unshard()
+        from torch.distributed.fsdp import FSDPModule
+
+        modules = [m for root in _fsdp_roots(policy) for m in root.modules() if isinstance(m, FSDPModule)]
+        for m in modules:
+            m.set_reshard_after_forward(False, recurse=False)
+            m.unshard()
         try:
             yield
         finally:
-            model.reshard()
-            model.set_reshard_after_forward(True)
+            for m in modules:
+                m.reshard()
+                m.set_reshard_after_forward(True, recurse=False)
+
+    @contextlib.contextmanager
+    def full_state(self, policy: Policy, optimizer: torch.optim.Optimizer) -> Iterator[None]:
+        """FSDP: gather the whole state dicts of the policy's models and of the optimiser (every rank must enter);
+        on rank 0 their ``state_dict()`` return them for the duration, so that ``save_checkpoint`` writes whole
+        weights and optimiser state. A no-op otherwise."""
+        if not self.sharded:
+            yield
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        roots = _fsdp_roots(policy)
+        owners: list[Any] = [*roots, optimizer]
+        # each tensor on its own storage: safetensors refuses views into a shared buffer (tied embeddings)
+        states = [{k: v.clone() for k, v in get_model_state_dict(root, options=options).items()} for root in roots]
+        states.append(get_optimizer_state_dict(roots[0], optimizer, options=options))
+        if self.is_main:
+            for owner, state in zip(owners, states):
+                owner.state_dict = lambda *args, _state=state, **kwargs: _state  # instance attribute shadows the method
+        try:
+            yield
+        finally:
+            if self.is_main:
+                for owner in owners:
+                    del owner.state_dict
+
+    def lend(self, policy: Policy, optimizer: torch.optim.Optimizer, evaluating: bool, saving: bool) -> None:
+        """Take part in rank 0's evaluation (:meth:`unsharded`) and checkpoint (:meth:`full_state`) of this
+        iteration, which need the whole weights under FSDP; a no-op otherwise."""
+        if evaluating:
+            with self.unsharded(policy):
+                pass
+        if saving:
+            with self.full_state(policy, optimizer):
+                pass
 
     def close(self) -> None:
         """Leave the process group (the last call of a run)."""
@@ -246,19 +286,27 @@ def prepare_policy(dist: Distributed, policy: Policy) -> None:
         _fully_shard(policy)
 
 
-def _fully_shard(policy: Policy) -> None:
-    """FSDP2 full shard of a language-model policy: each decoder layer, then the root; bf16 parameters in
-    forward/backward, gradients reduced in fp32."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
+def _fsdp_roots(policy: Policy) -> list[torch.nn.Module]:
+    """The models FSDP shards: the policy's language model and, with full fine-tuning, its frozen reference copy."""
     model = getattr(policy, "model", None)
     if model is None:
         raise ConfigError("dist.strategy: fsdp needs a language-model policy (policy.kind=hf)")
+    reference = getattr(policy, "_reference", None)
+    return [model] + ([reference] if reference is not None else [])
+
+
+def _fully_shard(policy: Policy) -> None:
+    """FSDP2 full shard of a language-model policy: each decoder layer, then the root, of the model and of the
+    reference copy; parameters computed in bf16, gradients reduced in fp32 (the stored shards keep the model's
+    dtype: float32 gives fp32 master weights)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    layers = [m for name, m in model.named_modules() if re.search(r"(^|\.)layers\.\d+$", name)]
-    for layer in layers:
-        fully_shard(layer, mp_policy=mp)
-    fully_shard(model, mp_policy=mp)
+    for root in _fsdp_roots(policy):
+        for name, layer in list(root.named_modules()):
+            if re.search(r"(^|\.)layers\.\d+$", name):
+                fully_shard(layer, mp_policy=mp)
+        fully_shard(root, mp_policy=mp)
 
 
 def align_policy(dist: Distributed, policy: Policy) -> None:

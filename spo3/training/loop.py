@@ -259,6 +259,10 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
 
     start, warm_losses = 0, None
     if checkpoint is not None:
+        if dist.sharded:
+            raise ConfigError("--resume: not supported with dist.strategy=fsdp yet (its checkpoints hold the whole "
+                              "weights and optimiser state, but loading them into a sharded model is not implemented); "
+                              "see docs/scaling.md")
         ckpt, store = load_checkpoint(checkpoint, policy, optimizer)
         written_by = ckpt.trainer.get("world_size", 1)
         if written_by != dist.world:
@@ -280,15 +284,18 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
     def evaluation(iteration: int) -> tuple[dict[str, Any], float]:
         """The evaluation report and its cost in seconds (also added to the counters)."""
         t0 = time.perf_counter()
-        report = evaluate(
-            policy, env, eval_tasks, cfg.eval.episodes, temperature=cfg.eval.temperature,
-            seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
-        ).to_dict()
+        with dist.unsharded(policy):  # FSDP: rank 0 evaluates on weights the other ranks lend it
+            report = evaluate(
+                policy, env, eval_tasks, cfg.eval.episodes, temperature=cfg.eval.temperature,
+                seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
+            ).to_dict()
         seconds = time.perf_counter() - t0
         counters.eval_time += seconds
         counters.evaluations += 1
         return report, seconds
 
+    if start == 0 and cfg.eval.every and logger is None:
+        dist.lend(policy, optimizer, evaluating=True, saving=False)
     if start == 0 and cfg.eval.every and logger is not None:  # the starting point of every learning curve
         report, seconds = evaluation(0)
         logger.write({
@@ -313,7 +320,10 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
 
         # statistics: rank 0 folds every process's finished trajectories into the store, logs and checkpoints
         gathered = gather_result(dist, result, _sample_counts(cfg, result.samples))
+        evaluating = bool(cfg.eval.every and iteration % cfg.eval.every == 0) or iteration == cfg.iterations
+        saving = iteration % cfg.log.checkpoint_every == 0 or iteration == cfg.iterations
         if gathered is None or logger is None:
+            dist.lend(policy, optimizer, evaluating, saving)
             continue
         result, sample_counts = gathered
         for traj in result.trajectories:
@@ -329,15 +339,16 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         if record.get("no_sibling_group"):
             log.warning("iteration %d: 3SPO produced no sibling group (every expansion had n <= 1): no learning signal", iteration)
         record["time"]["eval"] = 0.0
-        if (cfg.eval.every and iteration % cfg.eval.every == 0) or iteration == cfg.iterations:
+        if evaluating:
             record["eval"], record["time"]["eval"] = evaluation(iteration)
         logger.write(record)
-        if iteration % cfg.log.checkpoint_every == 0 or iteration == cfg.iterations:
-            save_checkpoint(
-                run_dir, iteration, policy, optimizer, store,
-                {"counters": counters.__dict__, "sampler": sampler.state(), "world_size": dist.world},
-                keep=cfg.log.keep_checkpoints,
-            )
+        if saving:
+            with dist.full_state(policy, optimizer):  # FSDP: the whole weights, gathered from every process
+                save_checkpoint(
+                    run_dir, iteration, policy, optimizer, store,
+                    {"counters": counters.__dict__, "sampler": sampler.state(), "world_size": dist.world},
+                    keep=cfg.log.keep_checkpoints,
+                )
         if progress is not None:
             progress.update(1)
             progress.set_postfix(success=f"{record['success_rate']:.2f}", states=record["unique_states"])
