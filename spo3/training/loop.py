@@ -172,12 +172,12 @@ def _iteration_metrics(
 
 
 def _rollout_and_update(
-    cfg: TrainConfig, envs: list, tasks: list[str], streams: list[TaskStream], policy, optimizer,
-    snapshot: StoreSnapshot, dist: Distributed, task_offset: int,
+    cfg: TrainConfig, envs: list, tasks: list[str], policy, optimizer, snapshot: StoreSnapshot | StateStore,
+    streams: list[TaskStream], dist: Distributed | None = None, task_offset: int = 0,
 ) -> tuple[RolloutResult, _UpdateLog]:
     """One iteration's rollout, rewards, advantages and update(s) of this process's share of the tasks (the
-    ``task_offset``-th task of the global batch onwards)."""
-    algo, updates = cfg.algo, _UpdateLog()
+    ``task_offset``-th task of the global batch onwards), each task sampling from its own ``streams`` entry."""
+    algo, updates, dist = cfg.algo, _UpdateLog(), dist or Distributed()
 
     def update(samples: list[StepSample], outcomes=None) -> None:
         assign_advantages(samples, algo, outcomes)  # groups never span tasks: each process does its own
@@ -316,7 +316,7 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         snapshot = dist.broadcast(store.snapshot() if dist.is_main else None)  # rank 0 owns the store
 
         # rollout -> rewards -> advantages -> update (3SPO scores against a frozen store snapshot)
-        result, updates = _rollout_and_update(cfg, [env] * len(tasks), tasks, streams, policy, optimizer, snapshot, dist, offset)
+        result, updates = _rollout_and_update(cfg, [env] * len(tasks), tasks, policy, optimizer, snapshot, streams, dist, offset)
 
         # statistics: rank 0 folds every process's finished trajectories into the store, logs and checkpoints
         gathered = gather_result(dist, result, _sample_counts(cfg, result.samples))
