@@ -546,7 +546,7 @@ class HFPolicy(Policy):
         self.base_model.config.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
         meta = {
-            "format": FORMAT, "version": VERSION, "model_class": type(self.base_model).__name__,
+            "format": FORMAT, "version": VERSION, "model_class": _class_name(self.base_model),
             "dtype": str(next(self.base_model.parameters()).dtype).removeprefix("torch."),
             "lora": asdict(self.lora) if self.lora is not None else None,
             "max_new_tokens": self.max_new_tokens, "score_temperature": self.score_temperature,
@@ -566,8 +566,8 @@ class HFPolicy(Policy):
         saved_lora = LoraSettings(**{**meta["lora"], "targets": tuple(meta["lora"]["targets"])}) if meta["lora"] else None
         if saved_lora != self.lora:
             raise ValueError(f"{directory}: saved with LoRA settings {saved_lora}, this policy has {self.lora}")
-        if meta["model_class"] != type(self.base_model).__name__:
-            raise ValueError(f"{directory}: holds a {meta['model_class']}, this policy a {type(self.base_model).__name__}")
+        if meta["model_class"] != _class_name(self.base_model):
+            raise ValueError(f"{directory}: holds a {meta['model_class']}, this policy a {_class_name(self.base_model)}")
         if (directory / ADAPTER_FILE).exists():
             weights = _read_weights(directory / ADAPTER_FILE, self.model, _adapter_state(self.model))
         else:
@@ -628,6 +628,11 @@ class HFPolicy(Policy):
 def _cuda_devices(model: torch.nn.Module) -> list[int]:
     device = next(model.parameters()).device
     return [device.index or 0] if device.type == "cuda" else []
+
+
+def _class_name(model: torch.nn.Module) -> str:
+    """The model's class name; under FSDP2 that of the class it wraps (FSDP2 swaps in a subclass "FSDP<name>")."""
+    return next(c.__name__ for c in type(model).__mro__ if not c.__name__.startswith("FSDP"))
 
 
 def _lora_settings(model: PreTrainedModel, rank: int, alpha: int, targets: Sequence[str]) -> LoraSettings:
