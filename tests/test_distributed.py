@@ -6,7 +6,7 @@ diagnostics and the mean state score differ only by the order of float additions
 ranks' micro-batch gradients in another order; the tabular table's and the store's rows are numbered differently,
 which changes the summation order of the gradient norm and of the mean): compared to 1e-12 relative. The tiny language model's logits depend slightly on the
 shape of the batch they are computed in (each process batches only its own tasks), so its losses are compared to
-1e-4 relative.
+1e-4 relative (1e-6 absolute for terms that are float noise around 0, such as approx_kl).
 """
 
 from __future__ import annotations
@@ -141,8 +141,8 @@ def _records(run):
     return [r for r in read_metrics(run) if r["iteration"] > 0]
 
 
-def _close(a: dict, b: dict, rtol: float) -> bool:
-    return a.keys() == b.keys() and all(np.isclose(a[k], b[k], rtol=rtol, atol=1e-12) for k in a)
+def _close(a: dict, b: dict, rtol: float, atol: float = 1e-12) -> bool:
+    return a.keys() == b.keys() and all(np.isclose(a[k], b[k], rtol=rtol, atol=atol) for k in a)
 
 
 def test_two_processes_equal_one_tabular_textworld(tmp_path):
@@ -198,7 +198,7 @@ def test_two_processes_equal_one_tiny_lm_losses(tmp_path, tiny_lm_one_process):
     for a, b in records:
         assert (a["step_samples"], a["generated_tokens"], a["env_steps"]) == (b["step_samples"], b["generated_tokens"], b["env_steps"])
         assert a["loss"]["optimizer_steps"] == b["loss"]["optimizer_steps"] == 1
-        assert _close(a["loss"], b["loss"], rtol=1e-4)
+        assert _close(a["loss"], b["loss"], rtol=1e-4, atol=1e-6)  # near-zero terms (approx_kl) are float noise
 
 
 @pytest.mark.slow
