@@ -2,6 +2,7 @@
 
     spo3 train CONFIG [key=value ...]                 train (configs/*.yaml; overrides like algo.name=grpo)
     spo3 train RUN --resume [auto|iter_NNNNNN]        continue a run (newest intact checkpoint; --allow-config-change)
+    torchrun --nproc_per_node=N -m spo3.cli train ... the same on N processes (docs/scaling.md)
     spo3 train --help-config                          every config field with its default and meaning
     spo3 eval RUN_OR_CHECKPOINT [--split valid_unseen] evaluate a run's newest checkpoint (or a given one)
     spo3 data alfworld --from DIR [--to DIR]          install the ALFWorld game archives, verified
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -36,6 +38,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(source, args.overrides)
     run_dir = Path(args.config) if Path(args.config).is_dir() else None
     run = train(cfg, resume=args.resume or False, run_dir=run_dir, allow_config_change=args.allow_config_change)
+    if os.environ.get("RANK", "0") != "0":  # one of several training processes: rank 0 reports
+        return 0
     print(f"run directory: {run}\nmetrics: {run / 'metrics.jsonl'} (and metrics.csv)\ncheckpoints: {run / 'checkpoints'}")
     return 0
 

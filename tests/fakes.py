@@ -81,7 +81,7 @@ class ScriptedPolicy(Policy):
         self.calls: list[list[tuple[str, int]]] = []
         self._generator = torch.Generator()
 
-    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0) -> list[list[Response]]:
+    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0, generators=None) -> list[list[Response]]:
         self.calls.append([(inp.prompt, k) for inp, k in zip(inputs, n)])
         out = []
         for inp, k in zip(inputs, n):
@@ -120,7 +120,7 @@ class ScriptedTabular(TabularPolicy):
         super().__init__(**kwargs)
         self.choose = choose
 
-    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0) -> list[list[Response]]:
+    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0, generators=None) -> list[list[Response]]:
         return [[self.response_for(inp, self.choose(inp, i)) for i in range(k)] for inp, k in zip(inputs, n)]
 
     def set_logits(self, inp: PolicyInput, logits: Sequence[float]) -> None:

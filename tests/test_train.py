@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import spo3.training.loop as train_module
+from spo3.rollout.common import TaskStream
 from spo3.training.checkpoint import CheckpointError, latest_checkpoint, verify_checkpoint
 from spo3.config import load_config
 from spo3.training.credit import assign_advantages
@@ -163,7 +164,7 @@ def test_round_of_single_rollouts_leaves_the_policy_bit_identical(tmp_path, sing
     before = policy.logits.detach().clone()
     optimizer = build_optimizer(policy, cfg.optim)
     result, updates = train_module._rollout_and_update(
-        cfg, [maze()], ["t0"], policy, optimizer, StateStore(cfg.algo.score_params()), np.random.default_rng(0)
+        cfg, [maze()], ["t0"], policy, optimizer, StateStore(cfg.algo.score_params()).snapshot(), [TaskStream.derive(0, 1, 0)]
     )
     assert set(result.stats.n_hist) == {1} and result.samples
     assert torch.equal(policy.logits.detach(), before) == (singleton_rows == "drop")
@@ -181,7 +182,7 @@ def test_singleton_rows_get_no_kl_or_entropy_pull_in_a_mixed_update(tmp_path):
     optimizer = build_optimizer(policy, cfg.optim)
     before = s0_logits(policy)
     result, updates = train_module._rollout_and_update(
-        cfg, [maze(), maze()], ["t0", "t1"], policy, optimizer, store, np.random.default_rng(0)
+        cfg, [maze(), maze()], ["t0", "t1"], policy, optimizer, store.snapshot(), [TaskStream.derive(0, 1, i) for i in range(2)]
     )
     assert updates.diags[0]["optimizer_steps"] == 1  # the first round did update (on t1's siblings)
     assert torch.equal(s0_logits(policy), before)

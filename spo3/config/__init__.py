@@ -9,6 +9,7 @@ from spo3.config.loading import ConfigError, apply_overrides, describe, field_do
 from spo3.config.settings import (
     AlfworldConfig,
     AlgoConfig,
+    DistConfig,
     EnvConfig,
     EvalConfig,
     LogConfig,
@@ -25,6 +26,7 @@ __all__ = [
     "AlfworldConfig",
     "AlgoConfig",
     "ConfigError",
+    "DistConfig",
     "EnvConfig",
     "EvalConfig",
     "LogConfig",

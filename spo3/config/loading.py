@@ -166,8 +166,12 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(cfg)
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with errors that name the file."""
+def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML mapping, with errors that name the file.
+
+    A top-level ``base: FILE`` key (a path relative to this file) reads ``FILE`` first and lays this file's
+    settings over it, mapping by mapping (e.g. the paper configs share one file of hyper-parameters per
+    environment)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -179,7 +183,19 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping, got {type(data).__name__}")
+    if "base" in data:
+        base = path.parent / str(data.pop("base"))
+        if base.resolve() in _seen or path.resolve() == base.resolve():
+            raise ConfigError(f"{path}: base {base} includes itself")
+        data = _merged(load_yaml(base, _seen + (path.resolve(),)), data)
     return data
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:

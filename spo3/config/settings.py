@@ -22,6 +22,7 @@ __all__ = [
     "AlfworldConfig",
     "AlgoConfig",
     "ConfigError",
+    "DistConfig",
     "EnvConfig",
     "EvalConfig",
     "LogConfig",
@@ -445,6 +446,26 @@ class LogConfig:
 
 
 @dataclass
+class DistConfig:
+    """Multi-process training (torch.distributed). The process count comes from the launcher: `torchrun
+    --nproc_per_node=N -m spo3.cli train ...` or `accelerate launch -m spo3.cli train ...`; a plain `spo3 train`
+    is one process. See docs/scaling.md."""
+
+    strategy: Literal["ddp", "fsdp"] = "ddp"
+    """ddp: every process holds the whole model and gradients are averaged across processes (models that fit on
+    one device; the tabular policy's logit table too). fsdp: parameters, gradients and optimiser state are sharded
+    across processes (FSDP2 full shard, bf16 parameters with fp32 gradient reduction; kind=hf only), for models that
+    do not fit on one device."""
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """Collective backend: auto = nccl when the policy is on a CUDA device, else gloo."""
+    timeout_minutes: float = 30.0
+    """How long a collective may wait for the other processes before the run fails (torch.distributed timeout)."""
+
+    def __post_init__(self) -> None:
+        check(self.timeout_minutes > 0, "timeout_minutes", "must be > 0")
+
+
+@dataclass
 class TrainConfig:
     """A training run."""
 
@@ -468,6 +489,8 @@ class TrainConfig:
     """Evaluation."""
     log: LogConfig = field(default_factory=LogConfig)
     """Logging and checkpoints."""
+    dist: DistConfig = field(default_factory=DistConfig)
+    """Multi-process training (used only when launched with several processes)."""
 
     def __post_init__(self) -> None:
         check(self.iterations >= 1, "iterations", f"must be >= 1, got {self.iterations}")

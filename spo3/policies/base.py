@@ -63,10 +63,16 @@ class Policy(ABC):
     in the subclass's constructor)."""
 
     @abstractmethod
-    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0) -> list[list[Response]]:
+    def sample(
+        self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0,
+        generators: Sequence[torch.Generator] | None = None,
+    ) -> list[list[Response]]:
         """Sample ``n[i]`` responses for ``inputs[i]``, all inputs in one batched call.
 
-        ``temperature == 0`` means greedy decoding (then the ``n[i]`` responses are identical).
+        ``temperature == 0`` means greedy decoding (then the ``n[i]`` responses are identical). ``generators``
+        (one per input) draws input ``i``'s responses from ``generators[i]`` alone, so that they do not depend on
+        the other inputs of the batch (per-task random streams); by default every draw comes from the policy's own
+        generator.
         """
 
     @abstractmethod
@@ -122,6 +128,14 @@ class Policy(ABC):
     # Sampling randomness: every policy owns a torch.Generator (set by the subclass), so sampling never touches
     # the global RNG and a checkpoint can capture it exactly.
     _generator: torch.Generator
+
+    def _generators_for(self, inputs: Sequence[PolicyInput], generators: Sequence[torch.Generator] | None) -> list[torch.Generator]:
+        """The generator of each input: ``generators`` where given, else the policy's own."""
+        if generators is None:
+            return [self._generator] * len(inputs)
+        if len(generators) != len(inputs):
+            raise ValueError(f"sample: {len(inputs)} inputs but {len(generators)} generators")
+        return list(generators)
 
     def reseed(self, seed: int) -> None:
         """Reset the sampling RNG to ``seed``."""

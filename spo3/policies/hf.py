@@ -29,7 +29,8 @@ replacing a trainable parameter object, so an optimiser built earlier stays atta
 Determinism: the policy owns a ``torch.Generator``. ``generate()`` samples from the global torch RNG, so every
 :meth:`HFPolicy.sample` call draws a seed from the policy's generator and generates under
 ``torch.random.fork_rng`` + ``torch.manual_seed``: the same seed gives the same samples, and the caller's global
-RNG stream is left exactly as it was.
+RNG stream is left exactly as it was. Given per-input generators (per-task random streams), each response row
+draws its tokens from its own generator instead (:class:`_StreamSampler`), independent of the batch around it.
 """
 
 from __future__ import annotations
@@ -182,6 +183,23 @@ class _SampledLogProbs(LogitsProcessor):
         return torch.stack(self._steps, dim=1)
 
 
+class _StreamSampler(LogitsProcessor):
+    """Draws each row's next token from the row's own generator (inverse CDF of ``softmax(scores / T)``) and leaves
+    only that token possible, so that ``generate``'s own draw is forced: a row's tokens then depend on its stream
+    and its logits only, not on the other rows of the batch (per-task random streams). Runs after
+    :class:`_SampledLogProbs`, which records the unmodified log-probabilities."""
+
+    def __init__(self, generators: Sequence[torch.Generator], temperature: float) -> None:
+        self.generators = list(generators)
+        self.temperature = temperature
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        cdf = torch.softmax(scores.double() / self.temperature, dim=-1).cumsum(-1)
+        u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators]).to(cdf.device)
+        picks = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).clamp_max(scores.shape[-1] - 1)
+        return torch.full_like(scores, -torch.inf).scatter_(1, picks, 0.0)
+
+
 class HFPolicy(Policy):
     """A causal language model (any ``AutoModelForCausalLM`` with a chat-template tokenizer) as a :class:`Policy`.
 
@@ -305,9 +323,14 @@ class HFPolicy(Policy):
         return [table[p] for p in prompts]
 
     # ---------------------------------------------------------------- sampling
-    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0) -> list[list[Response]]:
+    def sample(
+        self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0,
+        generators: Sequence[torch.Generator] | None = None,
+    ) -> list[list[Response]]:
         """``n[i]`` responses to ``inputs[i]``, all in one batched generation (see the module doc for the
-        log-probabilities). Greedy decoding (``temperature == 0``) generates each input once and repeats it."""
+        log-probabilities). Greedy decoding (``temperature == 0``) generates each input once and repeats it.
+        With ``generators``, each response row samples its tokens from its own generator, seeded from its input's
+        (:class:`_StreamSampler`); an external backend still takes one seed per call."""
         if len(n) != len(inputs):
             raise ValueError(f"sample: {len(inputs)} inputs but {len(n)} counts")
         if any(k < 0 for k in n):
@@ -316,11 +339,18 @@ class HFPolicy(Policy):
             raise ValueError(f"sample: temperature={temperature} must be >= 0")
         prompts = self.prompt_token_ids([inp.prompt for inp in inputs])
         counts = [min(k, 1) if temperature == 0 else k for k in n]
-        seed = self._next_seed()
+        streams = self._generators_for(inputs, generators) if generators is not None else None
+        seed = self._next_seed() if streams is None or self.backend is not None else 0
         if not any(counts):
             return [[] for _ in inputs]
         if self.backend is None:
-            generated = self._generate(prompts, counts, temperature, seed)
+            row_streams = None
+            if streams is not None and temperature > 0:
+                row_streams = [
+                    torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+                    for g, k in zip(streams, counts) for _ in range(k)
+                ]
+            generated = self._generate(prompts, counts, temperature, seed, row_streams)
         else:
             self._sync_backend()
             generated = self.backend.generate(prompts, counts, temperature, self.max_new_tokens, self._stop_ids, seed)
@@ -336,7 +366,10 @@ class HFPolicy(Policy):
             out.append(responses * k if temperature == 0 else responses)
         return out
 
-    def _generate(self, prompts: list[list[int]], counts: list[int], temperature: float, seed: int) -> list[list[Generated]]:
+    def _generate(
+        self, prompts: list[list[int]], counts: list[int], temperature: float, seed: int,
+        row_streams: list[torch.Generator] | None = None,
+    ) -> list[list[Generated]]:
         rows = [p for p, k in zip(prompts, counts) for _ in range(k)]
         width = max(len(p) for p in rows)
         input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
@@ -351,10 +384,12 @@ class HFPolicy(Policy):
             **({"temperature": temperature, "top_k": 0, "top_p": 1.0} if sampling else {}),
         )
         recorder = _SampledLogProbs(temperature if sampling else 1.0)
+        processors = [recorder] + ([_StreamSampler(row_streams, temperature)] if row_streams is not None else [])
         with torch.no_grad(), self._seeded(seed):
             sequences = self.model.generate(
                 input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-                generation_config=config, logits_processor=LogitsProcessorList([recorder]),
+                generation_config=config, logits_processor=LogitsProcessorList(processors),
+                synced_gpus=False,  # under FSDP every process generates alone, on unsharded weights
             )
         new_tokens = sequences[:, width:]
         logprobs = recorder.logprobs(new_tokens).cpu().tolist()
@@ -511,7 +546,7 @@ class HFPolicy(Policy):
         self.base_model.config.save_pretrained(directory)
         self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
         meta = {
-            "format": FORMAT, "version": VERSION, "model_class": type(self.base_model).__name__,
+            "format": FORMAT, "version": VERSION, "model_class": _class_name(self.base_model),
             "dtype": str(next(self.base_model.parameters()).dtype).removeprefix("torch."),
             "lora": asdict(self.lora) if self.lora is not None else None,
             "max_new_tokens": self.max_new_tokens, "score_temperature": self.score_temperature,
@@ -531,8 +566,8 @@ class HFPolicy(Policy):
         saved_lora = LoraSettings(**{**meta["lora"], "targets": tuple(meta["lora"]["targets"])}) if meta["lora"] else None
         if saved_lora != self.lora:
             raise ValueError(f"{directory}: saved with LoRA settings {saved_lora}, this policy has {self.lora}")
-        if meta["model_class"] != type(self.base_model).__name__:
-            raise ValueError(f"{directory}: holds a {meta['model_class']}, this policy a {type(self.base_model).__name__}")
+        if meta["model_class"] != _class_name(self.base_model):
+            raise ValueError(f"{directory}: holds a {meta['model_class']}, this policy a {_class_name(self.base_model)}")
         if (directory / ADAPTER_FILE).exists():
             weights = _read_weights(directory / ADAPTER_FILE, self.model, _adapter_state(self.model))
         else:
@@ -593,6 +628,11 @@ class HFPolicy(Policy):
 def _cuda_devices(model: torch.nn.Module) -> list[int]:
     device = next(model.parameters()).device
     return [device.index or 0] if device.type == "cuda" else []
+
+
+def _class_name(model: torch.nn.Module) -> str:
+    """The model's class name; under FSDP2 that of the class it wraps (FSDP2 swaps in a subclass "FSDP<name>")."""
+    return next(c.__name__ for c in type(model).__mro__ if not c.__name__.startswith("FSDP"))
 
 
 def _lora_settings(model: PreTrainedModel, rank: int, alpha: int, targets: Sequence[str]) -> LoraSettings:

@@ -48,6 +48,7 @@ class TabularPolicy(Policy):
         self.logits = torch.nn.Parameter(torch.full((capacity,), self.init_logit, dtype=torch.float64))
         self._reference = self.logits.detach().clone()
         self._index: dict[tuple[str, str], int] = {}
+        self._agreed = 0  # rows [0, _agreed) have the same meaning on every training process (adopt_entries)
         self._generator = torch.Generator().manual_seed(seed)
 
     # ---------------------------------------------------------------- table
@@ -75,17 +76,39 @@ class TabularPolicy(Policy):
         valid = torch.tensor([[j < len(r) for j in range(width)] for r in rows])
         return table[index].masked_fill(~valid, -math.inf)
 
+    def pending_entries(self) -> list[tuple[str, str]]:
+        """The (context, action) entries created since the row layout was last agreed, in row order."""
+        return list(self._index)[self._agreed :]
+
+    def adopt_entries(self, entries: Sequence[tuple[str, str]]) -> None:
+        """Renumber the rows created since the last agreement to follow ``entries`` (every training process's
+        :meth:`pending_entries`, in rank order), so that all processes share one row layout and can average their
+        gradients. Exact: rows created since the last update have never been stepped, so they hold the same value
+        (and optimiser state) as every unused row, and only the index changes."""
+        agreed = list(self._index)[: self._agreed]
+        new = [e for e in dict.fromkeys(tuple(e) for e in entries) if e not in self._index or self._index[e] >= self._agreed]
+        if set(self.pending_entries()) - set(new):
+            raise ValueError("TabularPolicy.adopt_entries: the entries leave out some of this policy's new rows")
+        if len(agreed) + len(new) > self.capacity:
+            raise RuntimeError(f"TabularPolicy: capacity {self.capacity} exhausted; raise policy.tabular_capacity")
+        self._index = {key: row for row, key in enumerate(agreed + new)}
+        self._agreed = len(self._index)
+
     @property
     def size(self) -> int:
         """Number of (context, action) entries in use."""
         return len(self._index)
 
     # ---------------------------------------------------------------- protocol
-    def sample(self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0) -> list[list[Response]]:
+    def sample(
+        self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0,
+        generators: Sequence[torch.Generator] | None = None,
+    ) -> list[list[Response]]:
         if len(n) != len(inputs):
             raise ValueError(f"sample: {len(inputs)} inputs but {len(n)} counts")
         if not inputs:
             return []
+        streams = self._generators_for(inputs, generators)
         with torch.no_grad():
             logits = self._padded(self.logits, inputs)
             logp = torch.log_softmax(logits, dim=-1)
@@ -93,9 +116,9 @@ class TabularPolicy(Policy):
             for i, (inp, k) in enumerate(zip(inputs, n)):
                 if temperature == 0:
                     picks = [int(torch.argmax(logp[i]))] * k
-                else:
-                    probs = torch.softmax(logits[i] / temperature, dim=-1)
-                    picks = torch.multinomial(probs, k, replacement=True, generator=self._generator).tolist() if k else []
+                else:  # over this input's own actions only: the draw must not depend on the batch's padding
+                    probs = torch.softmax(logits[i, : len(inp.actions)] / temperature, dim=-1)
+                    picks = torch.multinomial(probs, k, replacement=True, generator=streams[i]).tolist() if k else []
                 out.append([Response(format_action(inp.actions[j]), (j,), (float(logp[i, j]),)) for j in picks])
         return out
 
@@ -160,6 +183,7 @@ class TabularPolicy(Policy):
             self._reference[:n] = tensors["reference"]
         self.init_logit = meta["init_logit"]
         self._index = index
+        self._agreed = len(index)
 
     def response_for(self, inp: PolicyInput, text: str) -> Response:
         action = text

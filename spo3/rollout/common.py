@@ -15,13 +15,38 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 
+import numpy as np
+import torch
+
 from spo3.envs.base import Observation, TextEnv, Transition
 from spo3.envs.projection import project_action
 from spo3.envs.prompts import render_prompt
 from spo3.policies.base import PolicyInput, Response
 from spo3.state.keys import Scope, state_key
 
-__all__ = ["Node", "RolloutResult", "RolloutStats", "StepSample", "Stepper", "Trajectory"]
+__all__ = ["Node", "RolloutResult", "RolloutStats", "StepSample", "Stepper", "TaskStream", "Trajectory"]
+
+
+@dataclass(frozen=True)
+class TaskStream:
+    """The random streams of one task in one iteration, derived from ``(seed, iteration, task index)`` alone: a
+    task's rollouts do not depend on the other tasks of the batch, nor on which process plays it (so one and
+    several processes produce the same rollouts from the same seed and global batch)."""
+
+    sampling: torch.Generator
+    """Draws the policy's responses for this task (``Policy.sample(..., generators=...)``)."""
+    search: np.random.Generator
+    """The tree search's own draws for this task (the truncation escape)."""
+
+    @classmethod
+    def derive(cls, seed: int, iteration: int, index: int) -> TaskStream:
+        """The streams of the ``index``-th task of ``iteration`` (its position in the iteration's global batch)."""
+        sampling, search = np.random.SeedSequence([seed, iteration, index]).spawn(2)
+        return cls(
+            sampling=torch.Generator().manual_seed(int(sampling.generate_state(1, np.uint64)[0])),
+            search=np.random.default_rng(search),
+        )
+
 
 @dataclass(frozen=True)
 class Node:
@@ -90,6 +115,9 @@ class StepSample:
     episode reward (filled by the rollout or the credit assignment)."""
     advantage: float = 0.0
     """Filled by the credit assignment."""
+    call: int = 0
+    """Index of the rollout's policy call that produced it (group rollouts: the step; tree search: the expansion
+    round). With the task index it orders one batch's samples the same way however tasks are split over processes."""
 
     @property
     def n_tokens(self) -> int:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from spo3.envs.base import TextEnv
 from spo3.policies.base import Policy
-from spo3.rollout.common import Node, RolloutResult, RolloutStats, StepSample, Stepper
+from spo3.rollout.common import Node, RolloutResult, RolloutStats, StepSample, Stepper, TaskStream
 from spo3.state.keys import Scope
 
 __all__ = ["group_rollout"]
@@ -33,6 +33,7 @@ def group_rollout(
     temperature: float,
     scope: Scope = "global",
     history_length: int = 2,
+    streams: Sequence[TaskStream] | None = None,
 ) -> RolloutResult:
     """Roll out ``group_size`` episodes of each task until every episode is done.
 
@@ -44,6 +45,7 @@ def group_rollout(
       temperature: sampling temperature.
       scope: state-key scope for the recorded trajectories.
       history_length: K of the prompt memory.
+      streams: one per task: episode ``(i, j)`` samples from ``streams[i]`` (default: the policy's own generator).
 
     Returns:
       Step samples labelled with ``group = task index`` and ``traj = (task index, episode index)``, the finished
@@ -51,6 +53,8 @@ def group_rollout(
     """
     if len(envs) != len(tasks):
         raise ValueError(f"group_rollout: {len(envs)} environments for {len(tasks)} tasks")
+    if streams is not None and len(streams) != len(tasks):
+        raise ValueError(f"group_rollout: {len(streams)} random streams for {len(tasks)} tasks")
     stats = RolloutStats()
     stepper = Stepper(envs[0].family if envs else "generic", scope, history_length, stats)
     samples: list[StepSample] = []
@@ -63,8 +67,9 @@ def group_rollout(
 
     while active:
         inputs = [stepper.decision(node) for _, _, node in active]
+        generators = [streams[i].sampling for i, _, _ in active] if streams is not None else None
         t0 = time.perf_counter()
-        responses = policy.sample(inputs, [1] * len(inputs), temperature)
+        responses = policy.sample(inputs, [1] * len(inputs), temperature, generators=generators)
         stats.time_generate += time.perf_counter() - t0
         stats.policy_calls += 1
         by_game = sorted(range(len(active)), key=lambda k: (first_of[tasks[active[k][0]]], k))
@@ -77,7 +82,7 @@ def group_rollout(
                 StepSample(
                     task_id=tasks[i], input=inp, response=response, action=action, valid=valid, key=node.key,
                     next_key=child.key, anchor=node.obs.text, env_reward=tr.reward, won=tr.won, done=tr.done,
-                    group=i, traj=(i, j),
+                    group=i, traj=(i, j), call=stats.policy_calls - 1,
                 )
             )
             if child.done:

@@ -35,7 +35,7 @@ import numpy as np
 from spo3.core.reward import step_reward
 from spo3.envs.base import TextEnv
 from spo3.policies.base import Policy, PolicyInput, Response
-from spo3.rollout.common import Node, RolloutResult, RolloutStats, StepSample, Stepper, Trajectory
+from spo3.rollout.common import Node, RolloutResult, RolloutStats, StepSample, Stepper, TaskStream, Trajectory
 from spo3.state.keys import Scope
 from spo3.state.store import StoreSnapshot
 
@@ -67,6 +67,8 @@ class _Tree:
     env: TextEnv
     root: Node
     current: Node | None
+    rng: np.random.Generator | None
+    stream: TaskStream | None
     frontier: list[Node] = field(default_factory=list)
     finished: int = 0
     steps: int = 0
@@ -81,10 +83,12 @@ class TreeSearch:
       policy: samples the children's responses.
       store: frozen snapshot of the state store, used for every score of this iteration.
       settings: budgets and ablation switches.
-      rng: randomness of the truncation escape.
+      rng: randomness of the truncation escape (shared by all tasks unless ``streams`` are given).
       temperature: sampling temperature.
       scope: state-key scope.
       history_length: K of the prompt memory.
+      streams: one per task: the task's sampling and truncation-escape randomness (default: the policy's own
+        generator and ``rng``).
 
     Iterate :meth:`rounds` to run the search; afterwards :attr:`result` holds every sample and finished
     trajectory, and :attr:`outcomes` the (wins, finished) count of the trajectories through each node.
@@ -97,14 +101,20 @@ class TreeSearch:
         policy: Policy,
         store: StoreSnapshot,
         settings: TreeSettings,
-        rng: np.random.Generator,
+        rng: np.random.Generator | None,
         *,
         temperature: float = 1.0,
         scope: Scope = "global",
         history_length: int = 2,
+        streams: Sequence[TaskStream] | None = None,
     ) -> None:
         if len(envs) != len(tasks):
             raise ValueError(f"TreeSearch: {len(envs)} environments for {len(tasks)} tasks")
+        if streams is not None and len(streams) != len(tasks):
+            raise ValueError(f"TreeSearch: {len(streams)} random streams for {len(tasks)} tasks")
+        if streams is None and rng is None:
+            raise ValueError("TreeSearch: needs an rng or per-task streams")
+        self.streams = streams
         self.envs, self.tasks, self.policy, self.store = list(envs), list(tasks), policy, store
         self.settings, self.rng, self.temperature = settings, rng, temperature
         self.stats = RolloutStats()
@@ -120,15 +130,18 @@ class TreeSearch:
         trees = []
         for i, (env, task) in enumerate(zip(self.envs, self.tasks)):
             root = self.stepper.root(env, task)
-            trees.append(_Tree(i, task, env.task_type(task), env, root, current=root))
+            stream = self.streams[i] if self.streams is not None else None
+            rng = stream.search if stream is not None else self.rng
+            trees.append(_Tree(i, task, env.task_type(task), env, root, current=root, rng=rng, stream=stream))
 
         while True:
             requests = [(tree, *req) for tree in trees if (req := self._next_expansion(tree)) is not None]
             if not requests:
                 break
             inputs = [self.stepper.decision(node) for _, node, _ in requests]
+            generators = [tree.stream.sampling for tree, _, _ in requests] if self.streams is not None else None
             t0 = time.perf_counter()
-            responses = self.policy.sample(inputs, [n for _, _, n in requests], self.temperature)
+            responses = self.policy.sample(inputs, [n for _, _, n in requests], self.temperature, generators=generators)
             self.stats.time_generate += time.perf_counter() - t0
             self.stats.policy_calls += 1
             round_samples: list[StepSample] = []
@@ -140,12 +153,12 @@ class TreeSearch:
         self.stats.task_steps = [tree.steps for tree in trees]
         self.result = RolloutResult(self.samples, self.trajectories, self.stats)
 
-    def _allocation(self, node: Node) -> int:
+    def _allocation(self, tree: _Tree, node: Node) -> int:
         """n(s) of Eq. 3 from the frozen store (or G_max without adaptive rollouts)."""
         if not self.settings.adaptive_rollouts:
             return self.store.params.g_max
         n = self.store.rollouts_of(node.key)
-        if n == 0 and self.settings.truncation_escape_prob > 0 and self.rng.random() < self.settings.truncation_escape_prob:
+        if n == 0 and self.settings.truncation_escape_prob > 0 and tree.rng.random() < self.settings.truncation_escape_prob:
             n = 1
         return n
 
@@ -160,7 +173,7 @@ class TreeSearch:
         while tree.current is not None and self._budget_left(tree) > 0:
             node = tree.current
             t0 = time.perf_counter()
-            n = self._allocation(node)
+            n = self._allocation(tree, node)
             self.stats.time_score += time.perf_counter() - t0
             self.stats.n_hist[n] += 1
             if n > 0:
@@ -186,6 +199,7 @@ class TreeSearch:
                     task_id=tree.task_id, input=inp, response=response, action=action, valid=valid, key=node.key,
                     next_key=child.key, anchor=node.obs.text, env_reward=tr.reward, won=tr.won, done=tr.done,
                     group=tree.index, traj=child.node_id, step_group=siblings,
+                    call=self.stats.policy_calls - 1,
                 )
             )
         tree.steps += len(children)

@@ -8,10 +8,15 @@ GRPO and GiGPO roll out ``group_size`` episodes per task and update once per ite
 backtracking tree search against a frozen snapshot of the state store, updating after every expansion round
 (``per_round``) or once per iteration; its finished trajectories are folded into the store only after the
 iteration. Every method folds its trajectories into a store, so state statistics are comparable across methods.
+
+Each task samples from its own random streams, derived from (seed, iteration, task index), so the same run can be
+spread over several processes (torchrun, accelerate; :mod:`spo3.training.distributed`): each plays its share of the
+tasks, rank 0 keeps the store, logs and checkpoints, and gradients are averaged over the processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -28,17 +33,18 @@ import yaml
 from spo3.training.builders import build_env, build_policy, env_corpus, task_list
 from spo3.training.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from spo3.training.run_dir import ResumePoint, RunLock, fingerprint, log_config_changes, remove_leftovers, resume_point
-from spo3.config import TrainConfig
+from spo3.config import ConfigError, TrainConfig
 from spo3.config.loading import to_dict
 from spo3.training.credit import assign_advantages, loss_rows
 from spo3.envs.base import TextEnv
 from spo3.envs.guard import GuardedEnv
 from spo3.training.evaluate import evaluate
 from spo3.metrics import MetricsLogger
-from spo3.rollout.common import RolloutResult, StepSample
+from spo3.rollout.common import RolloutResult, StepSample, TaskStream
 from spo3.rollout.group import group_rollout
 from spo3.rollout.tree import TreeSearch, TreeSettings
-from spo3.state.store import StateStore
+from spo3.state.store import StateStore, StoreSnapshot
+from spo3.training.distributed import Distributed, align_policy, gather_result, init_distributed, prepare_policy
 from spo3.training.update import build_optimizer, ppo_update
 
 __all__ = ["TaskSampler", "train"]
@@ -106,9 +112,15 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _sample_counts(cfg: TrainConfig, samples: list[StepSample]) -> tuple[int, int]:
+    """Step samples, and sibling groups (3SPO expansions with more than one child)."""
+    n_sibling = Counter(s.step_group for s in samples)
+    return len(samples), sum(1 for c in n_sibling.values() if c > 1) if cfg.algo.name == "3spo" else 0
+
+
 def _iteration_metrics(
-    cfg: TrainConfig, iteration: int, result: RolloutResult, store: StateStore, updates: _UpdateLog,
-    counters: Counters, wall: float, env_label: dict[str, Any],
+    cfg: TrainConfig, iteration: int, result: RolloutResult, sample_counts: tuple[int, int], store: StateStore,
+    updates: _UpdateLog, counters: Counters, wall: float, env_label: dict[str, Any],
 ) -> dict[str, Any]:
     trajs, stats = result.trajectories, result.stats
     by_type: dict[str, list[bool]] = defaultdict(list)
@@ -119,7 +131,6 @@ def _iteration_metrics(
     loss = {k: float(np.mean([d[k] for d in updates.diags if k in d])) for k in diag_keys}
     loss["optimizer_steps"] = int(sum(d.get("optimizer_steps", 0) for d in updates.diags))
     loss["dropped_rows"] = updates.dropped_rows
-    n_sibling = Counter(s.step_group for s in result.samples)
     budget = {
         "finished_max": max(stats.task_finished, default=0),
         "finished_mean": float(np.mean(stats.task_finished)) if stats.task_finished else 0.0,
@@ -129,7 +140,7 @@ def _iteration_metrics(
     if cfg.algo.name == "3spo":  # tasks whose search stopped because a budget was spent
         budget["trajectory_budget_hits"] = sum(f >= cfg.algo.max_trajectories for f in stats.task_finished)
         budget["step_budget_hits"] = sum(n >= cfg.algo.max_env_steps for n in stats.task_steps)
-    sibling_groups = sum(1 for c in n_sibling.values() if c > 1) if cfg.algo.name == "3spo" else 0
+    sibling_groups = sample_counts[1]
     no_signal = {"no_sibling_group": int(sibling_groups == 0)} if cfg.algo.name == "3spo" else {}
     return {
         "iteration": iteration,
@@ -146,7 +157,7 @@ def _iteration_metrics(
         "generated_tokens_total": counters.generated_tokens,
         "policy_calls": stats.policy_calls,
         "per_task": budget,
-        "step_samples": len(result.samples),
+        "step_samples": sample_counts[0],
         "sibling_groups": sibling_groups,
         "time": {
             "generate": stats.time_generate, "env": stats.time_env, "score": stats.time_score,
@@ -167,30 +178,35 @@ def _iteration_metrics(
 
 
 def _rollout_and_update(
-    cfg: TrainConfig, envs: list, tasks: list[str], policy, optimizer, store: StateStore, rng: np.random.Generator,
+    cfg: TrainConfig, envs: list, tasks: list[str], policy, optimizer, snapshot: StoreSnapshot | StateStore,
+    streams: list[TaskStream], dist: Distributed | None = None, task_offset: int = 0,
 ) -> tuple[RolloutResult, _UpdateLog]:
-    """One iteration's rollout, rewards, advantages and update(s)."""
-    algo, updates = cfg.algo, _UpdateLog()
+    """One iteration's rollout, rewards, advantages and update(s) of this process's share of the tasks (the
+    ``task_offset``-th task of the global batch onwards), each task sampling from its own ``streams`` entry."""
+    algo, updates, dist = cfg.algo, _UpdateLog(), dist or Distributed()
 
     def update(samples: list[StepSample], outcomes=None) -> None:
-        assign_advantages(samples, algo, outcomes)
+        assign_advantages(samples, algo, outcomes)  # groups never span tasks: each process does its own
         rows = loss_rows(samples, algo, outcomes)  # without rows ppo_update makes no step
-        updates.dropped_rows += len(samples) - len(rows)
         t0 = time.perf_counter()
-        updates.diags.append(ppo_update(policy, optimizer, rows, cfg.optim))
+        updates.dropped_rows += int(dist.sum_over_ranks({"dropped": len(samples) - len(rows)})["dropped"])
+        align_policy(dist, policy)
+        batch = dist.gather_samples(rows, task_offset)  # every process's rows, in the one-process order
+        updates.diags.append(ppo_update(policy, optimizer, batch, cfg.optim, dist))
         updates.time += time.perf_counter() - t0
 
     if algo.name == "3spo":
         search = TreeSearch(
-            envs, tasks, policy, store.snapshot(), TreeSettings(
+            envs, tasks, policy, snapshot, TreeSettings(
                 max_trajectories=algo.max_trajectories, max_env_steps=algo.max_env_steps,
                 adaptive_rollouts=algo.adaptive_rollouts, backtracking=algo.backtracking,
                 truncation_escape_prob=algo.truncation_escape_prob, use_novelty=algo.use_novelty, novelty=algo.novelty,
                 use_score_diff=algo.use_score_diff, fixed_omega=algo.fixed_omega, invalid_penalty=algo.invalid_penalty,
                 truncated_as_unresolved=algo.truncated_as_unresolved,
-            ), rng, temperature=cfg.policy.temperature, scope=algo.state_scope, history_length=cfg.env.history_length,
+            ), None, temperature=cfg.policy.temperature, scope=algo.state_scope, history_length=cfg.env.history_length,
+            streams=streams,
         )
-        for round_samples in search.rounds():
+        for round_samples in dist.lockstep(search.rounds(), policy):
             if algo.schedule == "per_round":
                 update(round_samples)
         result = search.result
@@ -198,10 +214,11 @@ def _rollout_and_update(
         if algo.schedule == "per_iteration":
             update(result.samples, search.outcomes)
     else:
-        result = group_rollout(
-            envs, tasks, policy, group_size=algo.group_size, temperature=cfg.policy.temperature,
-            scope=algo.state_scope, history_length=cfg.env.history_length,
-        )
+        with dist.unsharded(policy):
+            result = group_rollout(
+                envs, tasks, policy, group_size=algo.group_size, temperature=cfg.policy.temperature,
+                scope=algo.state_scope, history_length=cfg.env.history_length, streams=streams,
+            )
         update(result.samples)
     return result, updates
 
@@ -225,6 +242,9 @@ def train(
         lists still come from ``cfg.env.train_split`` / ``cfg.env.eval_split``.
       allow_config_change: fingerprint fields (``algo.alpha``...) that may differ from the checkpoint's.
 
+    Launched with several processes (torchrun, accelerate) every process calls this; rank 0 holds the run
+    directory's lock and writes into it. See :mod:`spo3.training.distributed`.
+
     Raises:
       RunLockedError: another process is training in the run directory.
       ResumeError: the checkpoint belongs to another run, or none is intact.
@@ -233,14 +253,23 @@ def train(
     run_dir = Path(run_dir) if run_dir is not None else Path(cfg.log.output_dir) / cfg.run_name
     if not resume and ((run_dir / "metrics.jsonl").exists() or checkpoints(run_dir)):
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose log.run_name")
-    with RunLock(run_dir):
-        remove_leftovers(run_dir)
-        return _train(cfg, "auto" if resume is True else resume or None, run_dir, env, allow_config_change)
+    dist, local_cfg = init_distributed(cfg)
+    try:
+        with RunLock(run_dir) if dist.is_main else contextlib.nullcontext():
+            if dist.is_main:
+                remove_leftovers(run_dir)
+            dist.barrier()  # every process has checked the run directory before rank 0 writes into it
+            return _train(cfg, local_cfg, dist, "auto" if resume is True else resume or None, run_dir, env, allow_config_change)
+    finally:
+        dist.close()
 
 
 def _train(
-    cfg: TrainConfig, resume: str | None, run_dir: Path, env: TextEnv | None, allow_config_change: Sequence[str],
+    cfg: TrainConfig, local_cfg: TrainConfig, dist: Distributed, resume: str | None, run_dir: Path,
+    env: TextEnv | None, allow_config_change: Sequence[str],
 ) -> Path:
+    """The run itself: ``cfg`` is the run's configuration, ``local_cfg`` this process's share of it."""
+    run_cfg, cfg = cfg, local_cfg
     _seed_everything(cfg.seed)
     engine = env if env is not None else build_env(cfg.env, cfg.seed)
     env_label = {"env": cfg.env.name, **({"catalogue": engine.catalogue} if hasattr(engine, "catalogue") else {})}
@@ -250,49 +279,70 @@ def _train(
     )
     train_tasks = task_list(env, cfg.env, cfg.env.train_split, cfg.seed)
     eval_tasks = task_list(env, cfg.env, cfg.env.eval_split, cfg.seed)
-    run_fingerprint = fingerprint(cfg, train_tasks)
-    point = resume_point(run_dir, run_fingerprint, resume, allow_config_change) if resume else ResumePoint(None)
+    run_fingerprint = fingerprint(run_cfg, train_tasks)
+    point = ResumePoint(None)
+    if resume:  # rank 0 first: it sets damaged checkpoints aside, the others then find the same intact one
+        if dist.is_main:
+            point = resume_point(run_dir, run_fingerprint, resume, allow_config_change)
+        dist.barrier()
+        if not dist.is_main:
+            point = resume_point(run_dir, run_fingerprint, resume, allow_config_change)
     corpus = env_corpus(env, train_tasks) if cfg.policy.kind == "hf" else ()
     policy = build_policy(cfg.policy, cfg.seed, corpus)
+    prepare_policy(dist, policy)
     optimizer = build_optimizer(policy, cfg.optim)
     store = StateStore(cfg.algo.score_params())
     sampler = TaskSampler(train_tasks, cfg.seed)
-    rng = np.random.default_rng(cfg.seed + 1)
     counters = Counters()
 
     start, warm_losses = 0, None
     if point.checkpoint is not None:
+        if dist.sharded:
+            raise ConfigError("--resume: not supported with dist.strategy=fsdp yet (its checkpoints hold the whole "
+                              "weights and optimiser state, but loading them into a sharded model is not implemented); "
+                              "see docs/scaling.md")
         # The configuration's score parameters: equal to the checkpoint's unless a change was allowed.
         ckpt, store = load_checkpoint(point.checkpoint, policy, optimizer, cfg.algo.score_params())
+        written_by = ckpt.trainer.get("world_size", 1)
+        if written_by != dist.world:
+            raise ConfigError(
+                f"--resume: {point.checkpoint} was written by {written_by} training process(es), this run has "
+                f"{dist.world}; relaunch with the same number (e.g. torchrun --nproc_per_node={written_by} -m spo3.cli train ...)"
+            )
         torch.set_rng_state(ckpt.rng["torch"])
         start = ckpt.trainer["iteration"]
         counters = Counters(**ckpt.trainer["counters"])
         sampler.set_state(ckpt.trainer["sampler"])
-        rng.bit_generator.state = ckpt.trainer["rng"]
-        log_config_changes(run_dir, point.checkpoint, point.changes)
+        if dist.is_main:
+            log_config_changes(run_dir, point.checkpoint, point.changes)
     elif cfg.warm_start.epochs > 0:
         from spo3.training.warm_start import warm_start
 
         warm_losses = warm_start(policy, env, train_tasks, cfg)
-    logger = MetricsLogger(run_dir, cfg.log.tensorboard, cfg.log.wandb, to_dict(cfg))
-    if resume:
-        logger.truncate(start if point.checkpoint is not None else -1)
-    # Only now, with the resume done: a failed resume leaves the run's config.yaml as it was.
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    logger = None
+    if dist.is_main:
+        logger = MetricsLogger(run_dir, cfg.log.tensorboard, cfg.log.wandb, to_dict(run_cfg))
+        if resume:
+            logger.truncate(start if point.checkpoint is not None else -1)
+        # Only now, with the resume done: a failed resume leaves the run's config.yaml as it was.
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(run_cfg), sort_keys=False))
 
     def evaluation(iteration: int) -> tuple[dict[str, Any], float]:
         """The evaluation report and its cost in seconds (also added to the counters)."""
         t0 = time.perf_counter()
-        report = evaluate(
-            policy, env, eval_tasks, cfg.eval.episodes, temperature=cfg.eval.temperature,
-            seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
-        ).to_dict()
+        with dist.unsharded(policy):  # FSDP: rank 0 evaluates on weights the other ranks lend it
+            report = evaluate(
+                policy, env, eval_tasks, cfg.eval.episodes, temperature=cfg.eval.temperature,
+                seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
+            ).to_dict()
         seconds = time.perf_counter() - t0
         counters.eval_time += seconds
         counters.evaluations += 1
         return report, seconds
 
-    if start == 0 and cfg.eval.every:  # the starting point of every learning curve
+    if start == 0 and cfg.eval.every and logger is None:
+        dist.lend(policy, optimizer, evaluating=True, saving=False)
+    if start == 0 and cfg.eval.every and logger is not None:  # the starting point of every learning curve
         report, seconds = evaluation(0)
         logger.write({
             "iteration": 0, "algorithm": cfg.algo.name, "seed": cfg.seed, **env_label,
@@ -301,18 +351,27 @@ def _train(
         })
 
     progress = None
-    if cfg.log.progress:
+    if cfg.log.progress and dist.is_main:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=cfg.iterations, initial=start, desc=cfg.run_name, unit="it")
     for iteration in range(start + 1, cfg.iterations + 1):
         t_start = time.perf_counter()
-        tasks = sampler.next(cfg.tasks_per_iteration)
+        offset, tasks = dist.shard(sampler.next(cfg.tasks_per_iteration))  # this process's share of the batch
+        streams = [TaskStream.derive(cfg.seed, iteration, offset + i) for i in range(len(tasks))]
+        snapshot = dist.broadcast(store.snapshot() if dist.is_main else None)  # rank 0 owns the store
 
         # rollout -> rewards -> advantages -> update (3SPO scores against a frozen store snapshot)
-        result, updates = _rollout_and_update(cfg, [env] * len(tasks), tasks, policy, optimizer, store, rng)
+        result, updates = _rollout_and_update(cfg, [env] * len(tasks), tasks, policy, optimizer, snapshot, streams, dist, offset)
 
-        # statistics: fold the iteration's finished trajectories into the store
+        # statistics: rank 0 folds every process's finished trajectories into the store, logs and checkpoints
+        gathered = gather_result(dist, result, _sample_counts(cfg, result.samples))
+        evaluating = bool(cfg.eval.every and iteration % cfg.eval.every == 0) or iteration == cfg.iterations
+        saving = iteration % cfg.log.checkpoint_every == 0 or iteration == cfg.iterations
+        if gathered is None or logger is None:
+            dist.lend(policy, optimizer, evaluating, saving)
+            continue
+        result, sample_counts = gathered
         for traj in result.trajectories:
             store.record_trajectory(traj.keys, traj.won, traj.anchors)
 
@@ -323,34 +382,34 @@ def _train(
         counters.optimizer_steps += sum(d.get("optimizer_steps", 0) for d in updates.diags)
         wall = time.perf_counter() - t_start
         counters.wall_time += wall
-        record = _iteration_metrics(cfg, iteration, result, store, updates, counters, wall, env_label)
+        record = _iteration_metrics(cfg, iteration, result, sample_counts, store, updates, counters, wall, env_label)
         if record.get("no_sibling_group"):
             log.warning("iteration %d: 3SPO produced no sibling group (every expansion had n <= 1): no learning signal", iteration)
         record["time"]["eval"] = 0.0
-        if (cfg.eval.every and iteration % cfg.eval.every == 0) or iteration == cfg.iterations:
+        if evaluating:
             record["eval"], record["time"]["eval"] = evaluation(iteration)
         logger.write(record)
-        if iteration % cfg.log.checkpoint_every == 0 or iteration == cfg.iterations:
-            save_checkpoint(
-                run_dir, iteration, policy, optimizer, store,
-                {
-                    "counters": counters.__dict__, "sampler": sampler.state(), "rng": rng.bit_generator.state,
-                },
-                keep=cfg.log.keep_checkpoints, fingerprint=run_fingerprint,
-            )
+        if saving:
+            with dist.full_state(policy, optimizer):  # FSDP: the whole weights, gathered from every process
+                save_checkpoint(
+                    run_dir, iteration, policy, optimizer, store,
+                    {"counters": counters.__dict__, "sampler": sampler.state(), "world_size": dist.world},
+                    keep=cfg.log.keep_checkpoints, fingerprint=run_fingerprint,
+                )
         if progress is not None:
             progress.update(1)
             progress.set_postfix(success=f"{record['success_rate']:.2f}", states=record["unique_states"])
     if progress is not None:
         progress.close()
-    logger.close()
-    cost = {
-        "every": cfg.eval.every, "episodes": cfg.eval.episodes, "evaluations": counters.evaluations,
-        "time": counters.eval_time, "share_of_time": counters.eval_time / max(counters.eval_time + counters.wall_time, 1e-9),
-    }
-    summary = {"iterations": cfg.iterations, "counters": counters.__dict__, "evaluation": cost}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    if progress is not None:  # the cadence is a choice with a price: say what it cost
-        print(f"{cfg.run_name}: {counters.evaluations} evaluations (eval.every={cfg.eval.every}) took "
-              f"{counters.eval_time:.1f} s, {100 * cost['share_of_time']:.0f}% of training and evaluation time")
+    if logger is not None:
+        logger.close()
+        cost = {
+            "every": cfg.eval.every, "episodes": cfg.eval.episodes, "evaluations": counters.evaluations,
+            "time": counters.eval_time, "share_of_time": counters.eval_time / max(counters.eval_time + counters.wall_time, 1e-9),
+        }
+        summary = {"iterations": cfg.iterations, "counters": counters.__dict__, "evaluation": cost}
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        if progress is not None:  # the cadence is a choice with a price: say what it cost
+            print(f"{cfg.run_name}: {counters.evaluations} evaluations (eval.every={cfg.eval.every}) took "
+                  f"{counters.eval_time:.1f} s, {100 * cost['share_of_time']:.0f}% of training and evaluation time")
     return run_dir

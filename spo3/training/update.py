@@ -8,6 +8,8 @@ No forward pass is wasted: which mini-batches step is decided first (``optim.ski
 any non-zero advantage), and old and reference log-probabilities are computed only for the ones that do. The old
 log-probabilities come from sampling when the policy recorded them under the current weights
 (:meth:`~spo3.policies.base.Policy.recorded_logprobs`, ``optim.reuse_sampling_logprobs``), else from a forward pass.
+With several training processes every process holds the whole batch, runs its share of each mini-batch's
+micro-batches, and the gradients are averaged over the processes (:mod:`spo3.training.distributed`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from spo3.config import OptimConfig
 from spo3.core.loss import policy_loss
 from spo3.policies.base import Policy
 from spo3.rollout.common import StepSample
+from spo3.training.distributed import Distributed
 
 __all__ = ["build_optimizer", "ppo_update"]
 
@@ -35,11 +38,18 @@ def _chunks(n: int, size: int) -> list[range]:
     return [range(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, samples: Sequence[StepSample], optim: OptimConfig) -> dict[str, float]:
+def ppo_update(
+    policy: Policy, optimizer: torch.optim.Optimizer, samples: Sequence[StepSample], optim: OptimConfig,
+    dist: Distributed | None = None,
+) -> dict[str, float]:
     """One PPO update over ``samples`` (whose ``advantage`` fields are set). Returns mean diagnostics, plus
-    ``optimizer_steps``, ``skipped_steps`` (mini-batches without any non-zero advantage) and ``grad_norm``."""
+    ``optimizer_steps``, ``skipped_steps`` (mini-batches without any non-zero advantage) and ``grad_norm``.
+
+    With ``dist`` (several processes, each passing the same ``samples``) this process runs only its share of the
+    micro-batches, weighted so that the averaged gradient equals the one-process gradient."""
     if not samples:
         return {"optimizer_steps": 0, "skipped_steps": 0}
+    dist = dist or Distributed()
     inputs = [s.input for s in samples]
     responses = [s.response for s in samples]
     advantages = torch.tensor([s.advantage for s in samples], dtype=torch.float64)
@@ -50,10 +60,11 @@ def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, samples: Sequen
         group for group in minis
         if not (optim.skip_no_signal and all(bool((advantages[list(micro[g])] == 0).all()) for g in group))
     ]
+    shares = [dist.share(group) for group in stepping]  # this process's micro-batches of each stepping mini-batch
     old: dict[int, torch.Tensor] = {}
     ref: dict[int, torch.Tensor] = {}
-    with torch.no_grad():
-        for g in (g for group in stepping for g in group):
+    with torch.no_grad(), dist.unsharded(policy):
+        for g in sorted({g for share in shares for g, _ in share}):
             inp, resp = [inputs[i] for i in micro[g]], [responses[i] for i in micro[g]]
             recorded = policy.recorded_logprobs(resp) if optim.reuse_sampling_logprobs else None
             old[g] = recorded if recorded is not None else policy.token_scores(inp, resp, entropy=False).logprobs
@@ -61,13 +72,14 @@ def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, samples: Sequen
 
     params = [p for p in policy.parameters() if p.requires_grad]
     sums: dict[str, float] = defaultdict(float)
+    grad_norm = 0.0
     steps = 0
     skipped = (len(minis) - len(stepping)) * optim.ppo_epochs
     policy.train_mode(True)
     for _ in range(optim.ppo_epochs):
-        for group in stepping:
+        for group, share in zip(stepping, shares):
             optimizer.zero_grad(set_to_none=True)
-            for g in group:
+            for g, weight in share:
                 idx = list(micro[g])
                 scores = policy.token_scores([inputs[i] for i in idx], [responses[i] for i in idx], entropy=optim.entropy_coef > 0)
                 adv = advantages[idx].to(scores.logprobs.dtype)
@@ -76,13 +88,17 @@ def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, samples: Sequen
                     scores.entropy, clip_ratio=optim.clip_ratio, dual_clip=optim.dual_clip, kl_coef=optim.kl_coef,
                     entropy_coef=optim.entropy_coef, agg_mode=optim.agg_mode,  # type: ignore[arg-type]
                 )
-                (loss / len(group)).backward()
+                (loss * (weight * dist.world) / len(group)).backward()  # world 1: loss / len(group) exactly
                 for k, v in diag.items():
-                    sums[k] += v / len(group)
-            sums["grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, optim.grad_clip))
+                    sums[k] += weight * v / len(group)
+            dist.reduce_gradients(params)
+            grad_norm += float(torch.nn.utils.clip_grad_norm_(params, optim.grad_clip))
             optimizer.step()
             steps += 1
     policy.train_mode(False)
+    sums = dist.sum_over_ranks(dict(sums))
     out = {k: v / steps for k, v in sums.items()} if steps else {}
+    if steps:
+        out["grad_norm"] = grad_norm / steps
     out.update(optimizer_steps=steps, skipped_steps=skipped)
     return out

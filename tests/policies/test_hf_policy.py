@@ -96,6 +96,22 @@ def test_same_seed_same_samples_and_global_rng_untouched(make_policy):
     assert b.sample(DECISIONS, [2, 1, 1]) != first
 
 
+def test_per_input_generators_make_samples_independent_of_the_batch(make_policy):
+    """Per-task random streams: an input's responses depend on its generator only, not on the other rows."""
+    policy = make_policy()
+    gen = lambda seed: torch.Generator().manual_seed(seed)  # noqa: E731
+    together = policy.sample(DECISIONS, [2, 3, 1], generators=[gen(1), gen(2), gen(3)])
+    alone = [policy.sample([d], [k], generators=[gen(s)])[0] for d, k, s in zip(DECISIONS, [2, 3, 1], [1, 2, 3])]
+    assert [[r.token_ids for r in rs] for rs in together] == [[r.token_ids for r in rs] for rs in alone]
+    for rs, ra in zip(together, alone):  # log-probabilities up to float error of the batch shape
+        assert all(max(abs(x - y) for x, y in zip(r.logprobs, q.logprobs)) < 1e-4 for r, q in zip(rs, ra))
+    assert policy.sample(DECISIONS[:1], [2], generators=[gen(5)]) != together[:1]
+    # the draws follow the sampling distribution: many distinct first tokens (as without generators)
+    short = decision("go", ())
+    first = {r.token_ids[0] for r in make_policy(max_new_tokens=1).sample([short], [300], generators=[gen(0)])[0]}
+    assert len(first) > 100
+
+
 def test_generation_stops_at_the_end_of_turn(make_policy):
     # Teach the model to answer one prompt with a short reply; its greedy sample must stop right after
     # <|im_end|> while a longer row of the same batch runs to max_new_tokens.

@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 import spo3.training.loop as train_module
+from spo3.rollout.common import TaskStream
 from spo3.config import load_config
 from spo3.policies.hf import HFPolicy
 from spo3.metrics import read_metrics
@@ -60,7 +61,7 @@ def test_round_of_single_rollouts_leaves_the_model_bit_identical(tmp_path, make_
         before = [p.detach().clone() for p in policy.parameters()]
         optimizer = build_optimizer(policy, cfg.optim)
         result, _ = train_module._rollout_and_update(
-            cfg, [corridor()], ["t0"], policy, optimizer, StateStore(cfg.algo.score_params()), np.random.default_rng(0)
+            cfg, [corridor()], ["t0"], policy, optimizer, StateStore(cfg.algo.score_params()).snapshot(), [TaskStream.derive(0, 1, 0)]
         )
         assert set(result.stats.n_hist) == {1} and result.samples
         same = all(torch.equal(p.detach(), b) for p, b in zip(policy.parameters(), before))
