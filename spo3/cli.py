@@ -177,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.resume is not None and "=" in args.resume:
             args.overrides.append(args.resume)
             args.resume = "auto"
+        if args.config is not None and "=" in args.config:  # spo3 train --resume RUN key=value: not a config
+            args.overrides.insert(0, args.config)
+            args.config = None
         if args.config is None and args.resume not in (None, "auto"):  # spo3 train --resume RUN
             args.config, args.resume = args.resume, "auto"
         args.overrides += [f for f in args.allow_config_change if "=" in f]
