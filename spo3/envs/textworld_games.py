@@ -510,7 +510,8 @@ class TextWorldGamesEnv(TextEnv):
 
     Args:
       challenge: ``"tw-coin_collector"``, ``"tw-treasure_hunter"`` or ``"tw-cooking"``.
-      level: the challenge's difficulty level (see :meth:`GameSpec.create`).
+      level: the challenge's difficulty level (see :meth:`GameSpec.create`), or several (a ladder of levels:
+        every split then holds one game per level and seed).
       train_seeds, valid_seeds, test_seeds: generation seeds of the ``"train"``, ``"valid"`` and ``"test"``
         splits; pairwise disjoint.
       options: cooking only, settings overriding :data:`COOKING_LEVELS` ``[level]`` (e.g. ``{"go": 9}``).
@@ -525,7 +526,7 @@ class TextWorldGamesEnv(TextEnv):
     def __init__(
         self,
         challenge: str = "tw-coin_collector",
-        level: int = 5,
+        level: int | Sequence[int] = 5,
         train_seeds: Iterable[int] = range(0, 8),
         valid_seeds: Iterable[int] = range(100, 108),
         test_seeds: Iterable[int] = range(200, 208),
@@ -536,11 +537,15 @@ class TextWorldGamesEnv(TextEnv):
         max_loaded_games: int = 16,
     ) -> None:
         self.challenge = challenge
-        self.level = level
+        self.levels = tuple(sorted(set(level))) if isinstance(level, Sequence) else (level,)
+        if not self.levels:
+            raise ValueError("level: give at least one level")
+        self.level = self.levels[0]
         self.options = dict(options or {})
-        GameSpec.create(challenge, level, 0, self.options)  # validate challenge, level and options now
+        for lvl in self.levels:
+            GameSpec.create(challenge, lvl, 0, self.options)  # validate challenge, levels and options now
         self._splits = {
-            split: sorted(self._spec(seed).task_id for seed in set(seeds))
+            split: sorted(self._spec(seed, lvl).task_id for lvl in self.levels for seed in set(seeds))
             for split, seeds in (("train", train_seeds), ("valid", valid_seeds), ("test", test_seeds))
         }
         for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
@@ -567,8 +572,8 @@ class TextWorldGamesEnv(TextEnv):
 
     # ---------------------------------------------------------------------------------------------- tasks
 
-    def _spec(self, seed: int) -> GameSpec:
-        return GameSpec.create(self.challenge, self.level, seed, self.options)
+    def _spec(self, seed: int, level: int) -> GameSpec:
+        return GameSpec.create(self.challenge, level, seed, self.options)
 
     def spec(self, task_id: str) -> GameSpec:
         """The :class:`GameSpec` of a task id of this environment's challenge and level (any seed).
@@ -579,9 +584,9 @@ class TextWorldGamesEnv(TextEnv):
         match = _TASK_ID.fullmatch(task_id) if isinstance(task_id, str) else None
         if match is None:
             raise EnvError(f"malformed TextWorld task id {task_id!r}; expected '<challenge>/L<level>/s<seed>'")
-        if (match["challenge"], int(match["level"])) != (self.challenge, self.level):
-            raise EnvError(f"task {task_id!r} is not a {self.challenge} level {self.level} game of this environment")
-        return self._spec(int(match["seed"]))
+        if match["challenge"] != self.challenge or int(match["level"]) not in self.levels:
+            raise EnvError(f"task {task_id!r} is not a {self.challenge} level {list(self.levels)} game of this environment")
+        return self._spec(int(match["seed"]), int(match["level"]))
 
     def tasks(self, split: str) -> list[str]:
         """Task ids (``"<challenge>/L<level>/s<seed>"``) of ``"train"``, ``"valid"`` or ``"test"``, sorted."""
