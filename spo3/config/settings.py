@@ -53,6 +53,8 @@ class TextWorldConfig:
     games; evaluate them on env.eval_split=train to measure mastery of the training games."""
     valid_seed_range: tuple[int, ...] = ()
     """[start, stop]: use seeds range(start, stop) as valid_seeds."""
+    max_tasks: int = 0
+    """Train on a seeded random subset of N games of the train split (the pool-size experiments); 0: all."""
     test_seeds: tuple[int, ...] = (200,)
     """Game seeds of the "test" split."""
     options: dict = field(default_factory=dict)
@@ -62,6 +64,7 @@ class TextWorldConfig:
 
     def __post_init__(self) -> None:
         check(self.level >= 1, "level", f"must be >= 1, got {self.level}")
+        check(self.max_tasks >= 0, "max_tasks", f"must be >= 0, got {self.max_tasks}")
         check(all(lvl >= 1 for lvl in self.levels), "levels", f"must all be >= 1, got {list(self.levels)}")
         for name in ("train_seed_range", "valid_seed_range"):
             bounds = getattr(self, name)

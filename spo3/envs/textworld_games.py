@@ -595,8 +595,10 @@ class TextWorldGamesEnv(TextEnv):
         return list(self._splits[split])
 
     def task_type(self, task_id: str) -> str:
-        """The challenge name."""
-        return self.spec(task_id).challenge
+        """The challenge name; with a ladder of levels, the challenge and level (``"tw-coin_collector/L4"``), so that
+        success is reported per level."""
+        spec = self.spec(task_id)
+        return spec.challenge if len(self.levels) == 1 else f"{spec.challenge}/L{spec.level}"
 
     def prepare(self, split: str | None = None) -> list[Path]:
         """Generate (in one batch) or verify the cached games of a split, or of all splits if ``split`` is None.

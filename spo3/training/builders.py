@@ -50,6 +50,8 @@ def task_list(env: TextEnv, cfg: EnvConfig, split: str, seed: int = 0) -> list[s
         max_tasks = cfg.alfworld.max_tasks
     elif cfg.name == "webshop":
         max_tasks = cfg.webshop.max_tasks
+    elif cfg.name == "textworld" and split == cfg.train_split:
+        max_tasks = cfg.textworld.max_tasks
     if max_tasks:
         tasks = sorted(random.Random(seed).sample(tasks, min(max_tasks, len(tasks))))
     if not tasks:
