@@ -71,6 +71,12 @@ def _at(records: Records, y: str, budget: float, x: str = "env_steps_total") -> 
     return float(np.interp(budget, xs, ys))
 
 
+def _early(records: Records, key: str) -> float:
+    """Mean of ``key`` over the first third of the iterations (the paper's Fig. 8 compares early training)."""
+    values = [r[key] for r in records if key in r]
+    return float(np.mean(values[: max(1, len(values) // 3)]))
+
+
 def _final_eval_by_stratum(runs: Sequence[Records]) -> np.ndarray:
     """``(n_seeds, n_strata)``: final evaluation success per task type (the strata of the stratified bootstrap)."""
     finals = [[r for r in recs if "eval" in r][-1]["eval"] for recs in runs]
@@ -112,8 +118,10 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
             "success_at_budget_iqm": _interval(stratified_bootstrap_ci([_at(recs, "eval/success_rate", budget) for recs in runs])),
             "unique_states_at_budget": [_at(recs, "unique_states", budget) for recs in runs],
             "steps_to_threshold": [None if math.isinf(s) else s for s in steps_to],
+            "mean_state_score_early": float(np.mean([_early(recs, "mean_state_score") for recs in runs])),
             "mean_state_score_final": float(np.mean([[r for r in recs if "mean_state_score" in r][-1]["mean_state_score"] for recs in runs])),
             "high_score_share_final": float(np.mean([[r for r in recs if "high_score_share" in r][-1]["high_score_share"] for recs in runs])),
+            "high_score_share_early": float(np.mean([_early(recs, "high_score_share") for recs in runs])),
             **_allocation(runs),
         }
     comparisons = {}
@@ -130,6 +138,10 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
                 "p_improvement_at_budget": _interval(probability_of_improvement_ci(sa, sb)),
                 "p_improvement_final": _interval(probability_of_improvement_ci(_final_eval_by_stratum(groups[a]), _final_eval_by_stratum(groups[b]))),
                 "unique_states_ratio": _interval(ratio_ci(rows[a]["unique_states_at_budget"], rows[b]["unique_states_at_budget"])),
+                "final_env_steps_ratio": _interval(ratio_ci(
+                    [[r for r in recs if "eval" in r][-1]["env_steps_total"] for recs in groups[a]],
+                    [[r for r in recs if "eval" in r][-1]["env_steps_total"] for recs in groups[b]])),
+                "success_at_budget_difference": float(np.mean(sa) - np.mean(sb)),
                 "steps_to_threshold_ratio": _interval(ratio_ci(steps_a, steps_b)),
                 "threshold_reached": [sum(math.isfinite(s) for s in steps_a), sum(math.isfinite(s) for s in steps_b)],
             }
