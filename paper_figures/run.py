@@ -20,6 +20,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import os
 import shlex
 import shutil
 import subprocess
@@ -130,7 +131,8 @@ def train_run(run: Run, profile: str, launcher: Sequence[str]) -> bool:
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     log = run_dir.parent / f"{run_dir.name}.log"
     with log.open("w") as f:
-        rc = subprocess.call(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        rc = subprocess.call(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env)
     if rc != 0:
         print(f"[{run.experiment}] {run.variant.label} seed {run.seed} FAILED (exit {rc}); see {log}", flush=True)
     return rc == 0
@@ -174,14 +176,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--profile", choices=("full", "small"), default="full")
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at once (separate processes)")
     ap.add_argument("--launcher", default="", help="command prefix of every run, e.g. /work/bin/heavy")
+    ap.add_argument("--shard", default="0/1", help="i/n: train only every n-th run of the queue starting at i (run n of "
+                    "these side by side, e.g. each holding one CPU slot), then export")
     ap.add_argument("--export-only", action="store_true", help="only export the logs of finished runs")
     args = ap.parse_args(argv)
     unknown = sorted(set(args.names) - set(EXPERIMENTS))
     if unknown:
         raise SystemExit(f"unknown experiment(s) {unknown}; known: {list(EXPERIMENTS)}")
     if not args.export_only:
+        index, count = (int(x) for x in args.shard.split("/"))
+        mine = queue(args.names, args.profile)[index::count]
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            list(pool.map(lambda r: train_run(r, args.profile, shlex.split(args.launcher)), queue(args.names, args.profile)))
+            list(pool.map(lambda r: train_run(r, args.profile, shlex.split(args.launcher)), mine))
     for name in args.names:
         print(f"exported {export(name, args.profile, data_dir(args.profile))}")
 
