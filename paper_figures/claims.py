@@ -44,8 +44,8 @@ COMMAND = {
     "pools": "python -m paper_figures.run pools && python -m paper_figures.make_figures",
 }
 SETTING = {
-    "methods": "TextWorld coin collector, pool of 200 games (levels 2/4/6/8), linear policy, eval on 20 unseen games",
-    "treasure": "TextWorld treasure hunter, pool of 200 games (levels 1/3/5/7), linear policy, eval on 20 unseen games",
+    "methods": "TextWorld coin collector, pool of 200 games (levels 2/4/6/8), linear policy, eval on 40 unseen games",
+    "treasure": "TextWorld treasure hunter, pool of 200 games (levels 1/3/5/7), linear policy, eval on 40 unseen games",
     "alfworld": "ALFWorld, 500-game train subset, linear policy, eval on valid_unseen",
     "ablations": "as methods, alpha = 50",
     "alpha": "as methods",
@@ -203,7 +203,7 @@ def render_claims(S: dict[str, dict]) -> str:
         "**What was run.** The paper trains Qwen2.5-1.5B/7B on ALFWorld and WebShop on GPUs. Here every method trains",
         "a linear softmax policy over hashed (observation, action) text features (`policy.kind: linear`,",
         "[docs/policies.md](../docs/policies.md)) on a 2-core CPU, in the paper's *regime*: each iteration draws",
-        "4 games from a pool of 200 generated TextWorld games without repeats within an epoch, so most states are new",
+        "8 games from a pool of 200 generated TextWorld games without repeats within an epoch, so most states are new",
         "when first met, and success is measured on unseen games. GRPO, GiGPO and 3SPO spend the same per-task budget",
         "(GRPO/GiGPO: 8 episodes of at most 15 steps; 3SPO: at most 8 finished trajectories and 120 steps);",
         "comparisons are at equal environment steps. Statistics as rliable defines them (`spo3/metrics/stats.py`):",

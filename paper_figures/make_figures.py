@@ -168,8 +168,9 @@ def plot_experiment(groups: Mapping[str, Sequence[Records]], title: str, out: Pa
     for ax, key, ylabel in panels:
         for label, runs in groups.items():
             grid, curves = curves_on_grid(runs, y=key, points=100, hold_final=True)
-            ax.plot(grid, curves.mean(0), label=label)
-            ax.fill_between(grid, curves.min(0), curves.max(0), alpha=0.15)
+            logged = grid >= max(series(recs, "env_steps_total", key)[0][0] for recs in runs)  # no value before the first
+            ax.plot(grid[logged], curves.mean(0)[logged], label=label)
+            ax.fill_between(grid[logged], curves.min(0)[logged], curves.max(0)[logged], alpha=0.15)
         ax.set_xlabel("environment steps")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
