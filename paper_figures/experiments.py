@@ -35,6 +35,8 @@ class Experiment:
     """Overrides applied to every run of this experiment (full profile)."""
     small_overrides: tuple[str, ...] = field(default=())
     """Overrides of the small profile (added after the common small-profile ones)."""
+    trace: tuple[str, ...] = ()
+    """Variants whose seed-0 expansion trace (3SPO's expansions.jsonl) goes into the exported log (Fig. 9)."""
 
 
 GRPO, GIGPO, SPO3 = Variant("GRPO", "grpo"), Variant("GiGPO", "gigpo"), Variant("3SPO", "3spo")
@@ -55,6 +57,7 @@ def _ablations(alpha: str) -> tuple[Variant, ...]:
 EXPERIMENTS: dict[str, Experiment] = {
     "methods": Experiment(
         "GRPO vs GiGPO vs 3SPO, TextWorld coin collector, 200-game pool, linear policy", (GRPO, GIGPO, SPO3), seeds=5,
+        trace=("3SPO",),
     ),
     "pools": Experiment(
         "3SPO against the size of the task pool (TextWorld, linear policy)",

@@ -204,6 +204,52 @@ def plot_allocation(summary: Mapping[str, Any], title: str, out: Path, name: str
     plt.close(fig)
 
 
+def case_study(expansions: Sequence[Mapping[str, Any]], g_max: int = 8) -> dict[str, Any] | None:
+    """Fig. 9's analogue: one real state followed across its expansions in a logged 3SPO run.
+
+    The state is the one expanded in the most iterations among those whose first allocation was G_max and whose
+    allocation later fell (the paper's "S = 1, n = 8 -> S = 0.3, n = 3"), or simply the most revisited one."""
+    visits: dict[str, list[Mapping[str, Any]]] = {}
+    for e in expansions:
+        visits.setdefault(e["key"], []).append(e)
+    revisited = {k: v for k, v in visits.items() if len({e["iteration"] for e in v}) > 1}
+    if not revisited:
+        return None
+    fell = {k: v for k, v in revisited.items() if v[0]["n"] == g_max and min(e["n"] for e in v[1:]) < g_max}
+    pool = fell or revisited
+    key = max(pool, key=lambda k: (len({e["iteration"] for e in pool[k]}), -pool[k][0]["depth"]))
+    seq = pool[key]
+    first, last = seq[0], seq[-1]
+    score = lambda e: e.get("score")  # noqa: E731
+    text = (first.get("text") or key)[:70].replace("\n", " ")
+    fmt = lambda e: f"iteration {e['iteration']}: S = {score(e):.2f}, n = {e['n']}" if score(e) is not None else f"iteration {e['iteration']}: n = {e['n']}"  # noqa: E731
+    direction = last["n"] < first["n"] and (score(first) is None or score(last) < score(first))
+    return {
+        "key": key, "text": text, "visits": [dict(e) for e in seq],
+        "summary": f'state "{text}" expanded {len(seq)} times: first {fmt(first)}; last {fmt(last)}',
+        "verdict": "in direction only (one illustrative state)" if direction else "not reproduced (n did not fall on the most revisited state)",
+    }
+
+
+def plot_case_study(study: Mapping[str, Any], out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    seq = study["visits"]
+    shown = [seq[i] for i in sorted({0, 1, len(seq) // 2, len(seq) - 1}) if i < len(seq)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.6), squeeze=False)
+    for ax, e in zip(axes[0], shown):
+        labels = [f"{a}{' (won)' if w else ''}" for a, w in zip(e["actions"], e["won"])]
+        ax.barh(range(len(labels)), e["rewards"], color=["tab:green" if w else "tab:blue" for w in e["won"]])
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        s = e.get("score")
+        ax.set_title(f"iteration {e['iteration']}: " + (f"S = {s:.2f}, " if s is not None else "") + f"n = {e['n']}", fontsize=9)
+        ax.set_xlabel("R_3SPO of each child")
+    fig.suptitle(f'Fig. 9 analogue: "{study["text"]}" across its expansions (3SPO, methods, seed 0)', fontsize=9)
+    fig.tight_layout()
+    _save(fig, out, "case_study")
+    plt.close(fig)
+
+
 def make(path: Path, out: Path) -> dict[str, Any]:
     from paper_figures.experiments import EXPERIMENTS
 
@@ -223,6 +269,12 @@ def make(path: Path, out: Path) -> dict[str, Any]:
     plot_experiment(groups, title, out, name)
     if any(r["n_distribution"] for r in summary["rows"].values()):
         plot_allocation(summary, title, out, f"{name}_allocation")
+    traced = [r for r in runs if r.get("expansions")]
+    if name == "methods" and traced:
+        study = case_study(traced[0]["expansions"], traced[0]["config"]["algo"]["g_max"])
+        if study is not None:
+            (out / "case_study.json").write_text(json.dumps({"source": f"{name}: {traced[0]['variant']} seed {traced[0]['seed']}", **study}, indent=1))
+            plot_case_study(study, out)
     print(f"{name}: {len(runs)} runs -> {out / name}.{{png,pdf,json}}")
     return summary
 

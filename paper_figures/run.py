@@ -26,7 +26,7 @@ import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -34,13 +34,14 @@ import yaml
 
 from paper_figures.experiments import EXPERIMENTS, REPO, Experiment, profile_overrides, seeds
 from spo3.config import TrainConfig, load_config
+from spo3.config.settings import LogConfig
 from spo3.config.loading import to_dict
 from spo3.experiments.compare import Variant
 from spo3.metrics import read_metrics
 
 RUNS = REPO / "runs" / "paper_figures"
 DATA = Path(__file__).resolve().parent / "data"
-LOG_ONLY = ("output_dir", "run_name", "progress", "checkpoint_every", "keep_checkpoints", "tensorboard", "wandb")
+LOG_ONLY = ("output_dir", "run_name", "progress", "checkpoint_every", "keep_checkpoints", "tensorboard", "wandb", "expansions")
 """Fields of ``log`` that do not change what a run computes; left out of the config hash."""
 
 
@@ -75,9 +76,11 @@ class Run:
         run_dir = self.directory(profile)
         if resume:
             return [sys.executable, "-m", "spo3.cli", "train", str(run_dir), "--resume"]
+        trace = ["log.expansions=true"] if "expansions" in {f.name for f in fields(LogConfig)} else []
         return [
             sys.executable, "-m", "spo3.cli", "train", str(self.base.relative_to(REPO)), *self.overrides,
             f"log.output_dir={run_dir.parent.relative_to(REPO)}", f"log.run_name={run_dir.name}", "log.progress=false",
+            *trace,
         ]
 
 
@@ -157,7 +160,8 @@ def export(name: str, profile: str, data_dir: Path) -> Path:
             continue
         run_dir = run.directory(profile)
         extra = {}
-        if (run_dir / "expansions.jsonl").exists():
+        traced = run.seed == 0 and run.variant.label in EXPERIMENTS[name].trace  # the trace is large: one run's
+        if traced and (run_dir / "expansions.jsonl").exists():
             extra["expansions"] = [json.loads(x) for x in (run_dir / "expansions.jsonl").read_text().splitlines() if x.strip()]
         lines.append(json.dumps({
             "experiment": name, "variant": run.variant.label, "algorithm": run.variant.algorithm, "seed": run.seed,

@@ -211,3 +211,19 @@ def test_task_sampler_draws_every_task_once_per_pass_with_copies_side_by_side():
     again = train_module.TaskSampler(tasks, seed=0)
     again.set_state(state)
     assert again.next(4) == sampler.next(4)
+
+
+def test_a_textworld_pool_is_described_by_levels_and_seed_ranges():
+    from spo3.config import ConfigError
+
+    cfg = load_config(None, ["env.textworld.levels=[2,4]", "env.textworld.train_seed_range=[0,50]", "env.textworld.valid_seed_range=[1000,1010]"])
+    assert cfg.env.textworld.train_seeds == tuple(range(50)) and cfg.env.textworld.valid_seeds == tuple(range(1000, 1010))
+    with pytest.raises(ConfigError, match="train_seed_range"):
+        load_config(None, ["env.textworld.train_seed_range=[5,5]"])
+    from spo3.training.builders import build_env, task_list
+
+    pool = load_config(None, ["env.textworld.levels=[2,4]", "env.textworld.train_seed_range=[0,50]", "env.textworld.max_tasks=16"])
+    env = build_env(pool.env)
+    tasks = task_list(env, pool.env, "train", seed=3)
+    assert len(tasks) == 16 and tasks != task_list(env, pool.env, "train", seed=4)  # a seeded subset of the 100 games
+    assert task_list(env, pool.env, "valid", seed=3) == env.tasks("valid")  # evaluation keeps its whole split

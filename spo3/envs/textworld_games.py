@@ -585,7 +585,8 @@ class TextWorldGamesEnv(TextEnv):
         if match is None:
             raise EnvError(f"malformed TextWorld task id {task_id!r}; expected '<challenge>/L<level>/s<seed>'")
         if match["challenge"] != self.challenge or int(match["level"]) not in self.levels:
-            raise EnvError(f"task {task_id!r} is not a {self.challenge} level {list(self.levels)} game of this environment")
+            levels = self.levels[0] if len(self.levels) == 1 else list(self.levels)
+            raise EnvError(f"task {task_id!r} is not a {self.challenge} level {levels} game of this environment")
         return self._spec(int(match["seed"]), int(match["level"]))
 
     def tasks(self, split: str) -> list[str]:

@@ -163,6 +163,7 @@ class TreeSearch:
             n = self._allocation(node)
             self.stats.time_score += time.perf_counter() - t0
             self.stats.n_hist[n] += 1
+            self.stats.unseen_allocations += int(self.store.counts([node.key])[0][0] == 0)
             if n > 0:
                 return node, min(n, self._budget_left(tree))
             self.stats.truncations += 1

@@ -154,6 +154,7 @@ def _iteration_metrics(
         "high_score_share": summary["high_score_share"],
         "truncated_state_share": summary["truncated_share"],
         "n_hist": {str(k): v for k, v in sorted(stats.n_hist.items())},
+        "unseen_allocations": stats.unseen_allocations,
         "truncations": stats.truncations,
         "valid_action_ratio": stats.valid_actions / stats.decisions if stats.decisions else 1.0,
         "loss": loss,
