@@ -145,7 +145,7 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
                 "steps_to_threshold_ratio": _interval(ratio_ci(steps_a, steps_b)),
                 "threshold_reached": [sum(math.isfinite(s) for s in steps_a), sum(math.isfinite(s) for s in steps_b)],
             }
-    return {"budget_env_steps": budget, "threshold": THRESHOLD, "rows": rows, "comparisons": comparisons}
+    return {"budget_env_steps": budget, "threshold": THRESHOLD, "variants": labels, "rows": rows, "comparisons": comparisons}
 
 
 def _save(fig, out: Path, name: str) -> None:
