@@ -133,6 +133,7 @@ def train_run(run: Run, profile: str, launcher: Sequence[str]) -> bool:
     print(f"[{run.experiment}] {run.variant.label} seed {run.seed}: {shlex.join(cmd)}", flush=True)
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     log = run_dir.parent / f"{run_dir.name}.log"
+    (run_dir.parent / f"{run_dir.name}.commit").write_text(git_commit())  # the code the run is trained with
     with log.open("w") as f:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         rc = subprocess.call(cmd, cwd=REPO, stdout=f, stderr=subprocess.STDOUT, env=env)
@@ -142,23 +143,27 @@ def train_run(run: Run, profile: str, launcher: Sequence[str]) -> bool:
 
 
 def git_commit() -> str:
+    """HEAD, with "+dirty" when spo3/, configs/ or paper_figures/ have uncommitted changes."""
     try:
-        return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO, text=True).strip()
+        head = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO, text=True).strip()
+        dirty = subprocess.check_output(["git", "status", "--porcelain", "spo3", "configs", "paper_figures"], cwd=REPO, text=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return head + ("+dirty" if dirty.strip() else "")
 
 
 def export(name: str, profile: str, data_dir: Path) -> Path:
     """Write the logs of the experiment's finished runs to ``<data_dir>/<name>.jsonl.gz``."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / f"{name}.jsonl.gz"
-    commit = git_commit()
     lines = []
     for run in experiment_runs(name, profile):
         if status(run, profile) != "done":
             print(f"[{name}] {run.variant.label} seed {run.seed}: not finished, left out of {path.name}")
             continue
         run_dir = run.directory(profile)
+        commit_file = run_dir.parent / f"{run_dir.name}.commit"
+        commit = commit_file.read_text().strip() if commit_file.exists() else "unknown"
         extra = {}
         traced = run.seed == 0 and run.variant.label in EXPERIMENTS[name].trace  # the trace is large: one run's
         if traced and (run_dir / "expansions.jsonl").exists():
