@@ -63,7 +63,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         "3SPO against the size of the task pool (TextWorld, linear policy)",
         tuple(Variant(f"pool {n}", "3spo", (f"env.textworld.max_tasks={n}",)) for n in (2, 16, 128))
         + (Variant("pool 200 (all)", "3spo"),),
-        seeds=2,
+        seeds=1,
     ),
     "ablations": Experiment("3SPO ablations at alpha = 50 (paper Sec. 4.4)", _ablations("50.0"), seeds=3),
     "alpha": Experiment(
