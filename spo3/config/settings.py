@@ -387,6 +387,8 @@ class LogConfig:
     """Parent directory of run directories."""
     run_name: str | None = None
     """Run directory name (default: <env>-<algo>-s<seed>)."""
+    expansions: bool = False
+    """Write expansions.jsonl: one line per 3SPO expansion (state, S, n, each child's action, reward, outcome)."""
     checkpoint_every: int = 1
     """Write a checkpoint every N iterations (and always after the last)."""
     keep_checkpoints: int = 2

@@ -145,6 +145,8 @@ class RolloutResult:
     samples: list[StepSample]
     trajectories: list[Trajectory]
     stats: RolloutStats
+    expansions: list[dict] = field(default_factory=list)
+    """Tree mode: one record per expansion (see ``TreeSearch._trace``)."""
 
 
 class Stepper:

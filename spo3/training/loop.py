@@ -97,6 +97,24 @@ class _UpdateLog:
     """Step samples left out of the loss (3SPO singleton sibling groups)."""
 
 
+EXPANSIONS_FILE = "expansions.jsonl"
+"""3SPO's expansion trace (log.expansions): one JSON line per expansion, with its iteration."""
+
+
+def _truncate_expansions(path: Path, after_iteration: int) -> None:
+    """Drop the trace of iterations after the checkpoint a run resumes from (they run again)."""
+    if path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = []
+        for line in lines:
+            try:
+                if json.loads(line)["iteration"] <= after_iteration:
+                    kept.append(line)
+            except ValueError:  # cut off by a crash: its iteration runs again
+                pass
+        path.write_text("".join(kept), encoding="utf-8")
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -244,6 +262,7 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         sampler.set_state(ckpt.trainer["sampler"])
         rng.bit_generator.state = ckpt.trainer["rng"]
         logger.truncate(start)
+        _truncate_expansions(run_dir / EXPANSIONS_FILE, start)
     elif cfg.warm_start.epochs > 0:
         from spo3.training.warm_start import warm_start
 
@@ -298,6 +317,9 @@ def train(cfg: TrainConfig, resume: bool = False, run_dir: str | Path | None = N
         if (cfg.eval.every and iteration % cfg.eval.every == 0) or iteration == cfg.iterations:
             record["eval"], record["time"]["eval"] = evaluation(iteration)
         logger.write(record)
+        if cfg.log.expansions and result.expansions:
+            with (run_dir / EXPANSIONS_FILE).open("a", encoding="utf-8") as f:
+                f.writelines(json.dumps({"iteration": iteration, **e}) + "\n" for e in result.expansions)
         if iteration % cfg.log.checkpoint_every == 0 or iteration == cfg.iterations:
             save_checkpoint(
                 run_dir, iteration, policy, optimizer, store,
