@@ -252,6 +252,17 @@ def render_claims(S: dict[str, dict]) -> str:
         "",
     ] + pools_table(S)
     out += [
+        "", "## What was not run, and why", "",
+        "- **The paper's models and scale** (Qwen2.5-1.5B/7B, 16 of 3,553 ALFWorld games per step, 8 rollouts, 50 steps):",
+        "  GPUs and days (`configs/paper/`, docs/GPU.md). Nothing here says how large 3SPO's gains are at that scale.",
+        "- **Equal generated tokens**: the linear policy generates one \"token\" (an action index) per step, so equal",
+        "  tokens is equal environment steps here.",
+        "- **ALFWorld at a useful size**: a step costs ~0.1 s and a reset ~2 s of the shared CPU; what fitted is a",
+        "  smoke-level run (2 iterations of 2 games, evaluation on 6 valid_unseen games; valid_seen not evaluated).",
+        "- **Treasure hunter**: its 200-game pool is generated and `python -m paper_figures.run treasure` runs it; it did",
+        "  not fit in this session's CPU time (the row above says \"not run\" until its log is committed).",
+        "- **Ablations at the best alpha**: run only where the best alpha of the sensitivity sweep is 50.",
+        "- **WebShop**: not run with the linear policy.",
         "", "## Theory", "",
         "The paper's theory items are tested by simulation in [theory/THEORY.md](../theory/THEORY.md), not by these",
         "runs; its verdicts, in short (see THEORY.md for the measurements behind each):",
