@@ -143,10 +143,12 @@ def train_run(run: Run, profile: str, launcher: Sequence[str]) -> bool:
 
 
 def git_commit() -> str:
-    """HEAD, with "+dirty" when spo3/, configs/ or paper_figures/ have uncommitted changes."""
+    """HEAD, with "+dirty" when spo3/, configs/ or paper_figures/ (other than its exported logs) have uncommitted
+    changes."""
     try:
         head = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=REPO, text=True).strip()
-        dirty = subprocess.check_output(["git", "status", "--porcelain", "spo3", "configs", "paper_figures"], cwd=REPO, text=True)
+        dirty = subprocess.check_output(
+            ["git", "status", "--porcelain", "spo3", "configs", "paper_figures", ":!paper_figures/data"], cwd=REPO, text=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty.strip() else "")
