@@ -130,7 +130,9 @@ def best(s: dict | None, label: str) -> tuple[str, str]:
     iqms = {k: r["success_at_budget_iqm"][0] for k, r in s["rows"].items()}
     text = "; ".join(f"{k}: {ci(s['rows'][k]['success_at_budget_iqm'])}" for k in ordered(s)) + f" (success at {s['budget_env_steps']:.0f} steps, IQM)"
     top = max(iqms, key=iqms.get)
-    if top != label or sum(v == iqms[top] for v in iqms.values()) > 1:
+    if sum(v == iqms[top] for v in iqms.values()) > 1:
+        return text + "; tied at the top", NOT + " (no setting is better)"
+    if top != label:
         return text + f"; best: {top}", NOT
     wins = all(s["comparisons"][f"{label} vs {k}"]["p_improvement_at_budget"][1] > 0.5 for k in iqms if k != label)
     return text, REPRODUCED if wins else DIRECTION
@@ -155,6 +157,7 @@ def claims_table(S: dict[str, dict]) -> list[str]:
         row("+15.6 WebShop score over GRPO", "91.37 vs 75.8", ("not run: the linear policy over hashed features was not tried on "
             "WebShop within this session's CPU time, and the paper's gain is in the score of a 1.5B model", UNTESTABLE), "webshop"),
         row('"2.4x more state exploration": unique states 3SPO/GRPO', "9,720 / 4,020 = 2.42", ratio(m, "unique_states_ratio", "3SPO", "GRPO", 2.4, "unique states at equal steps"), "methods"),
+        row('"2.4x more state exploration" on ALFWorld', "9,720 / 4,020 = 2.42", ratio(S.get("alfworld"), "unique_states_ratio", "3SPO", "GRPO", 2.4, "unique states at equal steps"), "alfworld"),
         row('"1.8x faster convergence": steps to 60% success GRPO/3SPO', "296 / 168 epochs = 1.76", ratio(m, "steps_to_threshold_ratio", "GRPO", "3SPO", 1.8, "env steps to 60% eval success"), "methods"),
     ]
     for label, delta, paper in (
@@ -168,6 +171,33 @@ def claims_table(S: dict[str, dict]) -> list[str]:
     lines.append(row("Sensitivity: alpha = 50 is best of {35, 50, 70}", "93.0 / 95.4 / 91.8", best(S.get("alpha"), "alpha=50.0"), "alpha"))
     lines.append(row("Sensitivity: (xi, zeta) = (10, 0.1) is best", "90.1 / 95.4 / 93.3 / 92.1", best(S.get("xi_zeta"), "xi=10, zeta=0.1"), "xi_zeta"))
     return lines
+
+
+def identical_note(S: dict[str, dict]) -> list[str]:
+    """Which variants produced the same runs as 3SPO (the switch they flip never acted), and why."""
+    m = S.get("methods")
+    if not m or "3SPO" not in m["rows"]:
+        return []
+    r = m["rows"]["3SPO"]
+    same = []
+    for exp, base in (("ablations", "3SPO"), ("alpha", "alpha=50.0"), ("xi_zeta", "xi=10, zeta=0.1")):
+        s = S.get(exp)
+        if not s or base not in s["rows"]:
+            continue
+        key = lambda row: (row["success_at_budget_iqm"], row["final_env_steps_mean"], row["unique_states_at_budget"])  # noqa: E731
+        same += [label for label in ordered(s) if label != base and key(s["rows"][label]) == key(s["rows"][base])]
+    n8 = r["n_distribution"].get(str(8), 0.0)
+    unseen = r["share_unseen_states"]
+    lines = [
+        f"**Why several variants tie.** In the 200-game pool, {n8:.0%} of 3SPO's allocations were n = G_max = 8 and "
+        f"{unseen:.0%} were at states the frozen store had never recorded (S = 1): a state is rarely met twice, and one met "
+        "before is still unresolved (S = 1) until a trajectory through it succeeds. Everything that depends on S being "
+        "below 1 (alpha, xi and zeta, the dS term, adaptive n) then has nothing to act on, and only R_novel and the "
+        "success term separate the children of an expansion.",
+    ]
+    if same:
+        lines[0] += " Variants whose logs equal 3SPO's exactly (same success, steps and states in every seed): " + ", ".join(same) + "."
+    return ["", *lines]
 
 
 def figures_table(S: dict[str, dict]) -> list[str]:
@@ -197,7 +227,8 @@ def pools_table(S: dict[str, dict]) -> list[str]:
     p = S.get("pools")
     if not p:
         return ["Not run."]
-    lines = ["| Train pool | Seeds | n = 0 | n = 1 | 1 < n < 8 | n = 8 | Sibling groups / iteration | Expansions at never-seen states | Success at equal steps (IQM) |",
+    lines = [f"Success is compared at {p['budget_env_steps']:.0f} environment steps, the budget every pool's run reached.", "",
+             "| Train pool | Seeds | n = 0 | n = 1 | 1 < n < 8 | n = 8 | Sibling groups / iteration | Expansions at never-seen states | Success at equal steps (IQM) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for label in ordered(p):
         r = p["rows"][label]
@@ -236,6 +267,7 @@ def render_claims(S: dict[str, dict]) -> str:
         intro.append(f"Methods experiment: {seeds_note(m, 'GRPO', 'GiGPO', '3SPO')}; equal-step budget {m['budget_env_steps']:.0f} steps.")
     rules = (__doc__ or "").split("every verdict from the rules below, applied to those numbers:", 1)[1].strip()
     out = intro + ["", "**Verdict rules.**", "", rules, "", "## Results, methods, ablations and sensitivity", ""] + claims_table(S)
+    out += identical_note(S)
     out += ["", "## Analogues of the paper's figures", ""] + figures_table(S)
     out += [
         "", "Figures: `paper_figures/out/<experiment>.png` / `.pdf` (learning curves on unseen games and training success",
@@ -248,7 +280,8 @@ def render_claims(S: dict[str, dict]) -> str:
         "known (S ~ 0, n = 1) and the search stops branching. The pool experiment trains 3SPO on pools of 2, 16, 128",
         "and all 200 games (same budget per iteration) and reports the distribution of n over all allocations, the",
         "sibling groups per iteration (the comparisons that carry 3SPO's learning signal) and the share of expansions",
-        "at states the frozen store had never recorded.",
+        "at states the frozen store had never recorded. A run draws 12 x 8 = 96 games, so on pools of 128 and 200",
+        "no game comes back within a run, as in the paper (16 of 3,553 games per step).",
         "",
     ] + pools_table(S)
     out += [
