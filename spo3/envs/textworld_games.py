@@ -511,7 +511,8 @@ class TextWorldGamesEnv(TextEnv):
 
     Args:
       challenge: ``"tw-coin_collector"``, ``"tw-treasure_hunter"`` or ``"tw-cooking"``.
-      level: the challenge's difficulty level (see :meth:`GameSpec.create`).
+      level: the challenge's difficulty level (see :meth:`GameSpec.create`), or several (a ladder of levels:
+        every split then holds one game per level and seed).
       train_seeds, valid_seeds, test_seeds: generation seeds of the ``"train"``, ``"valid"`` and ``"test"``
         splits; pairwise disjoint.
       options: cooking only, settings overriding :data:`COOKING_LEVELS` ``[level]`` (e.g. ``{"go": 9}``).
@@ -526,7 +527,7 @@ class TextWorldGamesEnv(TextEnv):
     def __init__(
         self,
         challenge: str = "tw-coin_collector",
-        level: int = 5,
+        level: int | Sequence[int] = 5,
         train_seeds: Iterable[int] = range(0, 8),
         valid_seeds: Iterable[int] = range(100, 108),
         test_seeds: Iterable[int] = range(200, 208),
@@ -537,11 +538,15 @@ class TextWorldGamesEnv(TextEnv):
         max_loaded_games: int = 16,
     ) -> None:
         self.challenge = challenge
-        self.level = level
+        self.levels = tuple(sorted(set(level))) if isinstance(level, Sequence) else (level,)
+        if not self.levels:
+            raise ValueError("level: give at least one level")
+        self.level = self.levels[0]
         self.options = dict(options or {})
-        GameSpec.create(challenge, level, 0, self.options)  # validate challenge, level and options now
+        for lvl in self.levels:
+            GameSpec.create(challenge, lvl, 0, self.options)  # validate challenge, levels and options now
         self._splits = {
-            split: sorted(self._spec(seed).task_id for seed in set(seeds))
+            split: sorted(self._spec(seed, lvl).task_id for lvl in self.levels for seed in set(seeds))
             for split, seeds in (("train", train_seeds), ("valid", valid_seeds), ("test", test_seeds))
         }
         for a, b in (("train", "valid"), ("train", "test"), ("valid", "test")):
@@ -568,8 +573,8 @@ class TextWorldGamesEnv(TextEnv):
 
     # ---------------------------------------------------------------------------------------------- tasks
 
-    def _spec(self, seed: int) -> GameSpec:
-        return GameSpec.create(self.challenge, self.level, seed, self.options)
+    def _spec(self, seed: int, level: int) -> GameSpec:
+        return GameSpec.create(self.challenge, level, seed, self.options)
 
     def spec(self, task_id: str) -> GameSpec:
         """The :class:`GameSpec` of a task id of this environment's challenge and level (any seed).
@@ -580,9 +585,10 @@ class TextWorldGamesEnv(TextEnv):
         match = _TASK_ID.fullmatch(task_id) if isinstance(task_id, str) else None
         if match is None:
             raise EnvError(f"malformed TextWorld task id {task_id!r}; expected '<challenge>/L<level>/s<seed>'")
-        if (match["challenge"], int(match["level"])) != (self.challenge, self.level):
-            raise EnvError(f"task {task_id!r} is not a {self.challenge} level {self.level} game of this environment")
-        return self._spec(int(match["seed"]))
+        if match["challenge"] != self.challenge or int(match["level"]) not in self.levels:
+            levels = self.levels[0] if len(self.levels) == 1 else list(self.levels)
+            raise EnvError(f"task {task_id!r} is not a {self.challenge} level {levels} game of this environment")
+        return self._spec(int(match["seed"]), int(match["level"]))
 
     def tasks(self, split: str) -> list[str]:
         """Task ids (``"<challenge>/L<level>/s<seed>"``) of ``"train"``, ``"valid"`` or ``"test"``, sorted."""
@@ -591,8 +597,10 @@ class TextWorldGamesEnv(TextEnv):
         return list(self._splits[split])
 
     def task_type(self, task_id: str) -> str:
-        """The challenge name."""
-        return self.spec(task_id).challenge
+        """The challenge name; with a ladder of levels, the challenge and level (``"tw-coin_collector/L4"``), so that
+        success is reported per level."""
+        spec = self.spec(task_id)
+        return spec.challenge if len(self.levels) == 1 else f"{spec.challenge}/L{spec.level}"
 
     def prepare(self, split: str | None = None) -> list[Path]:
         """Generate (in one batch) or verify the cached games of a split, or of all splits if ``split`` is None.

@@ -21,17 +21,21 @@ def plot_learning_curves(
     xlabel: str = "environment steps",
     ylabel: str = "success rate (evaluation)",
 ):
-    """One line per method: the mean over seeds with a 95% Student-t band, each up to the budget all of its seeds
-    reached; a dashed line marks the budget every method reached (compare the methods left of it)."""
+    """One line per method: the mean over seeds with a 95% Student-t band, up to the budget its longest seed
+    reached. Beyond the budget its shortest seed reached the line is dotted (finished seeds hold their final value),
+    so the last point is the mean final value a summary reports. A grey dashed line marks the budget every method
+    reached (compare the methods left of it). ``groups`` maps labels to run directories or record lists."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
-    for label, dirs in groups.items():
-        grid, curves = curves_on_grid(dirs, x, y, points=100)
+    for label, runs in groups.items():
+        grid, curves = curves_on_grid(runs, x, y, points=100, hold_final=True)
         mean, lo, hi = mean_ci_over_seeds(curves)
-        ax.plot(grid, mean, label=f"{label} (n={len(dirs)} seeds)")
-        ax.fill_between(grid, np.clip(lo, 0, 1), np.clip(hi, 0, 1), alpha=0.2)
+        all_seeds = grid <= common_budget({label: runs}, x, y)
+        (line,) = ax.plot(grid[all_seeds], mean[all_seeds], label=f"{label} (n={len(runs)} seeds)")
+        ax.plot(grid[~all_seeds], mean[~all_seeds], linestyle=":", color=line.get_color())
+        ax.fill_between(grid, np.clip(lo, 0, 1), np.clip(hi, 0, 1), alpha=0.2, color=line.get_color())
     if len(groups) > 1:
         ax.axvline(common_budget(groups, x, y), color="grey", linestyle="--", linewidth=1, label="equal-budget limit")
     ax.set_xlabel(xlabel)

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["MetricsLogger", "common_budget", "curves_on_grid", "flatten", "read_metrics", "series"]
+__all__ = ["MetricsLogger", "common_budget", "curves_on_grid", "flatten", "read_metrics", "run_records", "series"]
 
 
 def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -142,6 +142,11 @@ def read_metrics(run_dir: str | Path, drop_torn_tail: bool = False, say=print) -
     return records
 
 
+def run_records(run: str | Path | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """A run's iteration records: read from a run directory, or given as they are (e.g. from a committed log)."""
+    return read_metrics(run) if isinstance(run, (str, os.PathLike)) else list(run)
+
+
 def series(records: Iterable[Mapping[str, Any]], x: str, y: str) -> tuple[np.ndarray, np.ndarray]:
     """``(x, y)`` arrays of the records that have ``y`` (nested keys as ``a/b``)."""
     xs, ys = [], []
@@ -154,30 +159,38 @@ def series(records: Iterable[Mapping[str, Any]], x: str, y: str) -> tuple[np.nda
 
 
 def curves_on_grid(
-    run_dirs: Sequence[str | Path],
+    runs: Sequence[str | Path | Sequence[Mapping[str, Any]]],
     x: str = "env_steps_total",
     y: str = "eval/success_rate",
     points: int = 50,
     end: float | None = None,
+    hold_final: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Each run's ``y`` against ``x``, linearly interpolated onto a common grid from 0 to ``end`` (default: the
-    smallest final ``x`` of the runs, so that no run is extrapolated). Training logs an evaluation at x = 0.
+    """Each run's ``y`` against ``x`` (run directories or record lists), linearly interpolated onto a common grid
+    from 0 to ``end``. Training logs an evaluation at x = 0.
+
+    By default ``end`` is the smallest final ``x`` of the runs, so that no run is extrapolated. With
+    ``hold_final`` it is the largest, and a run that finished earlier holds its final value from there on: the
+    curve's last point is then the mean of every run's final value (what a summary reports), instead of stopping
+    silently where the shortest run stopped.
 
     Returns:
       ``(grid, curves)`` with shapes ``(points,)`` and ``(n_runs, points)``.
     """
-    data = [series(read_metrics(d), x, y) for d in run_dirs]
+    data = [series(run_records(d), x, y) for d in runs]
     data = [(xs, ys) for xs, ys in data if len(xs)]
     if not data:
         raise ValueError(f"no run has both {x!r} and {y!r}")
-    last = min(xs[-1] for xs, _ in data)
+    last = (max if hold_final else min)(xs[-1] for xs, _ in data)
     if end is not None and end > last:
-        raise ValueError(f"end={end} lies beyond the shortest run ({last} {x})")
+        raise ValueError(f"end={end} lies beyond the {'longest' if hold_final else 'shortest'} run ({last} {x})")
     grid = np.linspace(0.0, last if end is None else end, points)
-    curves = np.stack([np.interp(grid, xs, ys) for xs, ys in data])  # constant before a run's first point
+    curves = np.stack([np.interp(grid, xs, ys) for xs, ys in data])  # constant before the first, after the last point
     return grid, curves
 
 
-def common_budget(groups: Mapping[str, Sequence[str | Path]], x: str = "env_steps_total", y: str = "eval/success_rate") -> float:
+def common_budget(
+    groups: Mapping[str, Sequence[str | Path | Sequence[Mapping[str, Any]]]], x: str = "env_steps_total", y: str = "eval/success_rate"
+) -> float:
     """The largest ``x`` every run of every group reached (where methods can be compared at equal cost)."""
-    return min(series(read_metrics(d), x, y)[0][-1] for dirs in groups.values() for d in dirs)
+    return min(series(run_records(d), x, y)[0][-1] for runs in groups.values() for d in runs)

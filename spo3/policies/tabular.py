@@ -1,9 +1,8 @@
 """A tabular softmax policy: one logit per (decision context, admissible action).
 
 It isolates the algorithms from model capacity and makes many-seed experiments cheap, while going through the
-same protocol, advantages and PPO loss as a language model: a response is the chosen action rendered in
-upstream's format (``<think></think><action>...</action>``), its single "token" is the action's index among the
-admissible actions, and its entropy is that of the softmax over them.
+same protocol, advantages and PPO loss as a language model (see :mod:`spo3.policies.softmax`). It cannot transfer
+anything between states; :mod:`spo3.policies.linear` can.
 
 Logits live in one preallocated parameter vector (``capacity`` entries, created lazily in order of first use),
 so the optimiser state never has to be rebuilt; exceeding the capacity is a clear error.
@@ -14,22 +13,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from spo3.policies.base import Policy, PolicyInput, Response, TokenScores
+from spo3.policies.base import PolicyInput
+from spo3.policies.softmax import ActionSoftmaxPolicy, format_action
 
 __all__ = ["TabularPolicy", "format_action"]
 
 
-def format_action(action: str) -> str:
-    """Render an action the way an LLM policy is asked to reply (so action parsing treats both alike)."""
-    return f"<think></think><action>{action}</action>"
-
-
-class TabularPolicy(Policy):
+class TabularPolicy(ActionSoftmaxPolicy):
     """Softmax over admissible actions per context.
 
     Args:
@@ -45,8 +40,8 @@ class TabularPolicy(Policy):
             raise ValueError(f"TabularPolicy: capacity={capacity} must be >= 1")
         self.capacity = capacity
         self.init_logit = float(init_logit)
-        self.logits = torch.nn.Parameter(torch.full((capacity,), self.init_logit, dtype=torch.float64))
-        self._reference = self.logits.detach().clone()
+        self.weights = torch.nn.Parameter(torch.full((capacity,), self.init_logit, dtype=torch.float64))
+        self._reference = self.weights.detach().clone()
         self._index: dict[tuple[str, str], int] = {}
         self._agreed = 0  # rows [0, _agreed) have the same meaning on every training process (adopt_entries)
         self._generator = torch.Generator().manual_seed(seed)
@@ -95,63 +90,14 @@ class TabularPolicy(Policy):
         self._agreed = len(self._index)
 
     @property
+    def logits(self) -> torch.nn.Parameter:
+        """The table of logits, one per (context, action) entry (the parameter vector)."""
+        return self.weights
+
+    @property
     def size(self) -> int:
         """Number of (context, action) entries in use."""
         return len(self._index)
-
-    # ---------------------------------------------------------------- protocol
-    def sample(
-        self, inputs: Sequence[PolicyInput], n: Sequence[int], temperature: float = 1.0,
-        generators: Sequence[torch.Generator] | None = None,
-    ) -> list[list[Response]]:
-        if len(n) != len(inputs):
-            raise ValueError(f"sample: {len(inputs)} inputs but {len(n)} counts")
-        if not inputs:
-            return []
-        streams = self._generators_for(inputs, generators)
-        with torch.no_grad():
-            logits = self._padded(self.logits, inputs)
-            logp = torch.log_softmax(logits, dim=-1)
-            out = []
-            for i, (inp, k) in enumerate(zip(inputs, n)):
-                if temperature == 0:
-                    picks = [int(torch.argmax(logp[i]))] * k
-                else:  # over this input's own actions only: the draw must not depend on the batch's padding
-                    probs = torch.softmax(logits[i, : len(inp.actions)] / temperature, dim=-1)
-                    picks = torch.multinomial(probs, k, replacement=True, generator=streams[i]).tolist() if k else []
-                out.append([Response(format_action(inp.actions[j]), (j,), (float(logp[i, j]),)) for j in picks])
-        return out
-
-    def _scores(self, table: torch.Tensor, inputs: Sequence[PolicyInput], responses: Sequence[Response], entropy: bool) -> TokenScores:
-        if len(inputs) != len(responses):
-            raise ValueError(f"{len(inputs)} inputs but {len(responses)} responses")
-        logp = torch.log_softmax(self._padded(table, inputs), dim=-1)
-        chosen = torch.tensor([[r.token_ids[0]] for r in responses])
-        ent = None
-        if entropy:
-            p = logp.exp()
-            ent = -(p * torch.where(p > 0, logp, torch.zeros_like(logp))).sum(-1, keepdim=True)
-        return TokenScores(logprobs=logp.gather(1, chosen), mask=torch.ones(len(responses), 1, dtype=logp.dtype), entropy=ent)
-
-    def token_scores(self, inputs: Sequence[PolicyInput], responses: Sequence[Response], entropy: bool = True) -> TokenScores:
-        return self._scores(self.logits, inputs, responses, entropy)
-
-    def reference_logprobs(self, inputs: Sequence[PolicyInput], responses: Sequence[Response]) -> torch.Tensor:
-        with torch.no_grad():
-            return self._scores(self._reference, inputs, responses, entropy=False).logprobs
-
-    def freeze_reference(self) -> None:
-        """Make the current table the reference policy (after a supervised warm start)."""
-        self._reference = self.logits.detach().clone()
-
-    def parameters(self) -> Iterable[torch.nn.Parameter]:
-        return [self.logits]
-
-    def probabilities(self, inp: PolicyInput) -> dict[str, float]:
-        """The action distribution at one decision (for inspection and tests)."""
-        with torch.no_grad():
-            p = torch.softmax(self._padded(self.logits, [inp])[0], dim=-1)
-        return {a: float(p[j]) for j, a in enumerate(inp.actions)}
 
     # ---------------------------------------------------------------- persistence
     def save(self, directory: Path) -> None:
@@ -159,7 +105,7 @@ class TabularPolicy(Policy):
         directory.mkdir(parents=True, exist_ok=True)
         n = len(self._index)
         save_file(
-            {"logits": self.logits.detach()[:n].clone(), "reference": self._reference[:n].clone()},
+            {"logits": self.weights.detach()[:n].clone(), "reference": self._reference[:n].clone()},
             str(directory / self.FILES[0]),
         )
         meta = {"capacity": self.capacity, "init_logit": self.init_logit, "index": [list(k) for k in self._index]}
@@ -177,19 +123,10 @@ class TabularPolicy(Policy):
         if tensors["logits"].shape != (n,) or n > self.capacity:
             raise ValueError(f"{directory}: tabular policy with {n} entries does not fit (capacity {self.capacity})")
         with torch.no_grad():
-            self.logits.fill_(meta["init_logit"])
-            self.logits[:n] = tensors["logits"]
+            self.weights.fill_(meta["init_logit"])
+            self.weights[:n] = tensors["logits"]
             self._reference = torch.full_like(self._reference, meta["init_logit"])
             self._reference[:n] = tensors["reference"]
         self.init_logit = meta["init_logit"]
         self._index = index
         self._agreed = len(index)
-
-    def response_for(self, inp: PolicyInput, text: str) -> Response:
-        action = text
-        if text.startswith("<think></think><action>") and text.endswith("</action>"):
-            action = text[len("<think></think><action>") : -len("</action>")]
-        if action not in inp.actions:
-            raise ValueError(f"TabularPolicy: {action!r} is not an admissible action here")
-        return Response(format_action(action), (inp.actions.index(action),), ())
-

@@ -160,6 +160,8 @@ class RolloutStats:
     :class:`spo3.envs.guard.GuardedEnv`)."""
     n_hist: Counter = field(default_factory=Counter)
     """How often each rollout count n of Eq. 3 was allocated (tree mode; before the budget cap)."""
+    unseen_allocations: int = 0
+    """Allocations (entries of n_hist) at states the frozen store had never recorded (tree mode): S = 1, n = G_max."""
     task_finished: list[int] = field(default_factory=list)
     """Finished trajectories of each task (tree mode: truncated branches included)."""
     task_steps: list[int] = field(default_factory=list)
@@ -174,6 +176,8 @@ class RolloutResult:
     samples: list[StepSample]
     trajectories: list[Trajectory]
     stats: RolloutStats
+    expansions: list[dict] = field(default_factory=list)
+    """Tree mode: one record per expansion (see ``TreeSearch._trace``)."""
 
 
 class Stepper:

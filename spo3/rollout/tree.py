@@ -122,6 +122,8 @@ class TreeSearch:
         self.samples: list[StepSample] = []
         self.trajectories: list[Trajectory] = []
         self.outcomes: dict[int, list[int]] = {}
+        self.expansions: list[dict] = []
+        """One record per expansion, in search order (the run's expansions.jsonl; see :meth:`_trace`)."""
         self.result: RolloutResult | None = None
 
     # ------------------------------------------------------------------ the search
@@ -151,7 +153,7 @@ class TreeSearch:
             yield round_samples
         self.stats.task_finished = [tree.finished for tree in trees]
         self.stats.task_steps = [tree.steps for tree in trees]
-        self.result = RolloutResult(self.samples, self.trajectories, self.stats)
+        self.result = RolloutResult(self.samples, self.trajectories, self.stats, self.expansions)
 
     def _allocation(self, tree: _Tree, node: Node) -> int:
         """n(s) of Eq. 3 from the frozen store (or G_max without adaptive rollouts)."""
@@ -176,6 +178,7 @@ class TreeSearch:
             n = self._allocation(tree, node)
             self.stats.time_score += time.perf_counter() - t0
             self.stats.n_hist[n] += 1
+            self.stats.unseen_allocations += int(self.store.counts([node.key])[0][0] == 0)
             if n > 0:
                 return node, min(n, self._budget_left(tree))
             self.stats.truncations += 1
@@ -209,6 +212,7 @@ class TreeSearch:
         self.stats.time_score += time.perf_counter() - t0
         for sample, r in zip(samples, rewards):
             sample.reward = float(r)
+        self._trace(tree, node, samples, rewards)
 
         ranked = [children[j] for j in np.argsort(-rewards, kind="stable")]
         for child in ranked:
@@ -246,6 +250,16 @@ class TreeSearch:
         if not self.settings.backtracking:
             return tree.root
         return tree.frontier.pop() if tree.frontier else None
+
+    def _trace(self, tree: _Tree, node: Node, samples: list[StepSample], rewards: np.ndarray) -> None:
+        """Record an expansion: the state (key, text, S and n from the frozen store) and each child's action,
+        reward and outcome (for case studies such as the paper's Fig. 9)."""
+        self.expansions.append({
+            "task": tree.task_id, "depth": node.depth, "key": node.key, "text": node.state_anchor,
+            "score": float(self.store.scores([node.key])[0]), "n": int(self.store.rollouts([node.key])[0]),
+            "actions": [smp.action for smp in samples], "rewards": [round(float(r), 6) for r in rewards],
+            "won": [smp.won for smp in samples], "done": [smp.done for smp in samples],
+        })
 
     def _finish(self, tree: _Tree, node: Node, truncated: bool = False) -> None:
         tree.finished += 1

@@ -19,7 +19,7 @@ def build_env(cfg: EnvConfig, seed: int = 0) -> TextEnv:
 
         tw = cfg.textworld
         return TextWorldGamesEnv(
-            challenge=tw.challenge, level=tw.level, train_seeds=tw.train_seeds, valid_seeds=tw.valid_seeds,
+            challenge=tw.challenge, level=tw.levels or tw.level, train_seeds=tw.train_seeds, valid_seeds=tw.valid_seeds,
             test_seeds=tw.test_seeds, options=tw.options, cache_dir=tw.cache_dir, max_steps=cfg.max_steps,
             reward_scale=cfg.reward_scale,
         )
@@ -50,6 +50,8 @@ def task_list(env: TextEnv, cfg: EnvConfig, split: str, seed: int = 0) -> list[s
         max_tasks = cfg.alfworld.max_tasks
     elif cfg.name == "webshop":
         max_tasks = cfg.webshop.max_tasks
+    elif cfg.name == "textworld" and split == cfg.train_split:
+        max_tasks = cfg.textworld.max_tasks
     if max_tasks:
         tasks = sorted(random.Random(seed).sample(tasks, min(max_tasks, len(tasks))))
     if not tasks:
@@ -78,6 +80,10 @@ def build_policy(cfg: PolicyConfig, seed: int, corpus: Sequence[str] = ()) -> Po
         from spo3.policies.tabular import TabularPolicy
 
         return TabularPolicy(seed=seed, capacity=cfg.tabular_capacity)
+    if cfg.kind == "linear":
+        from spo3.policies.linear import LinearPolicy
+
+        return LinearPolicy(seed=seed, dim=cfg.linear_dim)
     from spo3.policies.hf import build_hf_policy
 
     return build_hf_policy(cfg, seed=seed, corpus=corpus)

@@ -324,16 +324,17 @@ def gather_result(
     """Rank 0: the iteration's finished trajectories of every rank (in rank order, i.e. global task order), the
     summed rollout costs and the summed ``sample_counts``; ``None`` on the other ranks. Timings are the slowest
     rank's (the ranks run in parallel). The step samples stay where they are (the update has used them)."""
-    parts = dist.gather((result.trajectories, result.stats, sample_counts))
+    parts = dist.gather((result.trajectories, result.stats, sample_counts, result.expansions))
     if parts is None:
         return None
     if len(parts) == 1:
         return result, sample_counts
     stats = RolloutStats()
-    for _, part, _ in parts:
+    for _, part, _, _ in parts:
         for f in dataclasses.fields(RolloutStats):
             a, b = getattr(stats, f.name), getattr(part, f.name)
             setattr(stats, f.name, max(a, b) if f.name.startswith("time_") else a + b)
-    trajectories = [t for trajs, _, _ in parts for t in trajs]
-    counts = (sum(c[0] for _, _, c in parts), sum(c[1] for _, _, c in parts))
-    return RolloutResult([], trajectories, stats), counts
+    trajectories = [t for trajs, _, _, _ in parts for t in trajs]
+    counts = (sum(c[0] for _, _, c, _ in parts), sum(c[1] for _, _, c, _ in parts))
+    expansions = [e for *_, part in parts for e in part]
+    return RolloutResult([], trajectories, stats, expansions), counts

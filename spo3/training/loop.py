@@ -106,6 +106,24 @@ class _UpdateLog:
     """Step samples left out of the loss (3SPO singleton sibling groups)."""
 
 
+EXPANSIONS_FILE = "expansions.jsonl"
+"""3SPO's expansion trace (log.expansions): one JSON line per expansion, with its iteration."""
+
+
+def _truncate_expansions(path: Path, after_iteration: int) -> None:
+    """Drop the trace of iterations after the checkpoint a run resumes from (they run again)."""
+    if path.exists():
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = []
+        for line in lines:
+            try:
+                if json.loads(line)["iteration"] <= after_iteration:
+                    kept.append(line)
+            except ValueError:  # cut off by a crash: its iteration runs again
+                pass
+        path.write_text("".join(kept), encoding="utf-8")
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -168,6 +186,7 @@ def _iteration_metrics(
         "high_score_share": summary["high_score_share"],
         "truncated_state_share": summary["truncated_share"],
         "n_hist": {str(k): v for k, v in sorted(stats.n_hist.items())},
+        "unseen_allocations": stats.unseen_allocations,
         "truncations": stats.truncations,
         "env_failures": stats.env_failures,
         "env_failures_total": counters.env_failures,
@@ -315,6 +334,7 @@ def _train(
         sampler.set_state(ckpt.trainer["sampler"])
         if dist.is_main:
             log_config_changes(run_dir, point.checkpoint, point.changes)
+            _truncate_expansions(run_dir / EXPANSIONS_FILE, start)
     elif cfg.warm_start.epochs > 0:
         from spo3.training.warm_start import warm_start
 
@@ -389,6 +409,9 @@ def _train(
         if evaluating:
             record["eval"], record["time"]["eval"] = evaluation(iteration)
         logger.write(record)
+        if cfg.log.expansions and result.expansions:
+            with (run_dir / EXPANSIONS_FILE).open("a", encoding="utf-8") as f:
+                f.writelines(json.dumps({"iteration": iteration, **e}) + "\n" for e in result.expansions)
         if saving:
             with dist.full_state(policy, optimizer):  # FSDP: the whole weights, gathered from every process
                 save_checkpoint(

@@ -383,6 +383,15 @@ def test_spec_and_constructor_validation(tmp_path):
         env.reset("tw-coin_collector/L4/s0")
 
 
+def test_a_ladder_of_levels_holds_one_game_per_level_and_seed(tmp_path):
+    env = TextWorldGamesEnv("tw-coin_collector", [4, 2], train_seeds=[0, 1], valid_seeds=[9], test_seeds=[], cache_dir=tmp_path)
+    assert env.tasks("train") == [f"tw-coin_collector/L{lvl}/s{s}" for lvl in (2, 4) for s in (0, 1)]
+    assert env.task_type("tw-coin_collector/L4/s1") == "tw-coin_collector/L4"  # success is reported per level
+    assert env.spec("tw-coin_collector/L2/s9").settings == {"level": 2}
+    with pytest.raises(EnvError, match=r"level \[2, 4\]"):
+        env.spec("tw-coin_collector/L3/s0")
+
+
 def test_non_string_action_is_a_type_error(envs):
     env = envs["tw-coin_collector"]
     env.reset(COIN)

@@ -1,0 +1,101 @@
+"""The paper-figures pipeline: run reuse by config hash, profiles that never touch committed results, curves that
+end at the reported figure, and figures drawn from a log without training."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from paper_figures import make_figures, run as runner
+from spo3.config import load_config
+from spo3.config.loading import to_dict
+from spo3.metrics import curves_on_grid
+
+
+def _methods_run(monkeypatch, tmp_path, profile="full"):
+    monkeypatch.setattr(runner, "RUNS", tmp_path / "runs")
+    return runner.experiment_runs("methods", profile)[0]
+
+
+def _record_run(run, profile, overrides=(), finished=True):
+    run_dir = run.directory(profile)
+    run_dir.mkdir(parents=True)
+    cfg = load_config(run.base, run.overrides + tuple(overrides))
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg)))
+    if finished:
+        (run_dir / "summary.json").write_text("{}")
+
+
+def test_a_run_is_reused_only_if_its_full_config_matches(monkeypatch, tmp_path):
+    run = _methods_run(monkeypatch, tmp_path)
+    _record_run(run, "full", ["iterations=3"])  # a short run sitting where the full one belongs
+    assert runner.status(run, "full") == "new"
+
+
+def test_a_finished_run_with_the_same_config_is_reused_whatever_its_log_settings(monkeypatch, tmp_path):
+    run = _methods_run(monkeypatch, tmp_path)
+    _record_run(run, "full", ["log.output_dir=elsewhere", "log.checkpoint_every=1"])
+    assert runner.status(run, "full") == "done"
+    assert runner.config_hash(load_config(run.base, run.overrides + ("seed=99",))) != run.hash
+
+
+def test_identical_runs_of_two_experiments_are_trained_once():
+    queue = runner.queue(["methods", "ablations", "alpha"], "full")
+    assert len({r.hash for r in queue}) == len(queue)
+    three_spo_seed0 = [r for r in runner.experiment_runs("alpha", "full") if r.variant.label == "alpha=50.0" and r.seed == 0][0]
+    assert three_spo_seed0.hash in {r.hash for r in runner.experiment_runs("methods", "full")}
+
+
+def test_the_small_profile_never_writes_committed_results(monkeypatch, tmp_path):
+    run = _methods_run(monkeypatch, tmp_path, "small")
+    assert runner.data_dir("small") != runner.DATA and runner.DATA not in runner.data_dir("small").parents
+    assert run.directory("small").parent == tmp_path / "runs" / "small"
+    assert run.config.iterations == 2 and run.hash != runner.experiment_runs("methods", "full")[0].hash
+
+
+def _records(final_success: float, steps_per_iteration: int, iterations: int, rng) -> list[dict]:
+    records = [{"iteration": 0, "env_steps_total": 0, "eval": {"success_rate": 0.0, "per_type": {
+        "L2": {"success_rate": 0.0}, "L4": {"success_rate": 0.0}}}}]
+    for i in range(1, iterations + 1):
+        s = final_success * i / iterations
+        records.append({
+            "iteration": i, "env_steps_total": i * steps_per_iteration, "success_rate": s, "unique_states": 10 * i,
+            "mean_state_score": 1 - s, "high_score_share": 1 - s, "sibling_groups": int(rng.integers(0, 5)),
+            "n_hist": {"1": 3, "8": 2}, "eval": {"success_rate": s, "per_type": {
+                "L2": {"success_rate": min(1.0, s + 0.1)}, "L4": {"success_rate": max(0.0, s - 0.1)}}},
+        })
+    return records
+
+
+def test_curves_end_at_the_reported_final_figure():
+    rng = np.random.default_rng(0)
+    runs = [_records(0.5, 100, 4, rng), _records(0.9, 100, 6, rng)]  # seeds that finished at different budgets
+    grid, curves = curves_on_grid(runs, hold_final=True)
+    assert grid[-1] == 600 and curves.mean(0)[-1] == pytest.approx((0.5 + 0.9) / 2)
+    grid, _ = curves_on_grid(runs)  # the default stops where every run is still measured
+    assert grid[-1] == 400
+
+
+def test_figures_and_summaries_are_drawn_from_a_log(tmp_path):
+    rng = np.random.default_rng(0)
+    lines = [
+        {"experiment": "methods", "variant": v, "seed": s, "command": "python -m spo3.cli train x", "git_commit": "abc",
+         "records": _records(f, 100, 6, rng)}
+        for v, f in (("GRPO", 0.4), ("3SPO", 0.8)) for s in range(3)
+    ]
+    data = tmp_path / "data"
+    data.mkdir()
+    with gzip.open(data / "methods.jsonl.gz", "wt") as f:
+        f.write("\n".join(json.dumps(x) for x in lines))
+    make_figures.main(["--data", str(data), "--out", str(tmp_path / "out")])
+    for ext in ("png", "pdf"):
+        assert (tmp_path / "out" / f"methods.{ext}").stat().st_size > 0
+    summary = json.loads((tmp_path / "out" / "methods.json").read_text())
+    assert summary["rows"]["3SPO"]["final_success_iqm"][0] == pytest.approx(0.8)
+    assert summary["rows"]["3SPO"]["steps_to_threshold"] == [500.0] * 3  # 0.8 * 5/6 >= 0.6 first at iteration 5
+    assert summary["rows"]["GRPO"]["steps_to_threshold"] == [None] * 3
+    assert summary["comparisons"]["3SPO vs GRPO"]["p_improvement_final"][0] == 1.0
