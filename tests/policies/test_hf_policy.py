@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import spo3.policies.hf as hf_module
+import spo3.policies.scoring as scoring_module
 from spo3.training.builders import build_policy
 from spo3.config import PolicyConfig
 from spo3.policies.base import Response
@@ -159,7 +159,7 @@ def test_token_logprobs_and_entropy_golden():
 
 
 def test_chunked_scores_and_gradients_equal_the_naive_formulas(monkeypatch):
-    monkeypatch.setattr(hf_module, "_SCORE_CHUNK_ELEMENTS", 7 * 11)  # 7 positions per chunk: 3 chunks
+    monkeypatch.setattr(scoring_module, "_SCORE_CHUNK_ELEMENTS", 7 * 11)  # 7 positions per chunk: 3 chunks
     torch.manual_seed(0)
     logits = torch.randn(3, 5, 11, requires_grad=True)
     targets = torch.randint(0, 11, (3, 5))
