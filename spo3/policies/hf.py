@@ -39,14 +39,10 @@ from spo3.config import PolicyConfig
 from spo3.policies.base import Policy, PolicyInput, Response, TokenScores
 from spo3.policies.engines.base import Generated, GenerationEngine, SamplingSpec
 from spo3.policies.engines.hf import HFEngine, seeded
-from spo3.policies.lora import LoraSettings, fold_adapter, lora_settings, merged_weights, wrap_lora
+from spo3.policies.lora import DEFAULT_LORA_TARGETS, LoraSettings, fold_adapter, lora_settings, merged_weights, wrap_lora
 from spo3.policies.scoring import token_logprobs_and_entropy
 
 __all__ = ["DEFAULT_LORA_TARGETS", "HFPolicy", "LoraSettings", "build_hf_policy", "token_logprobs_and_entropy"]
-
-DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-"""Attention and MLP projection names shared by Qwen2, Llama (SmolLM2) and Mistral-style models."""
-
 
 class HFPolicy(Policy):
     """A causal language model (any ``AutoModelForCausalLM`` with a chat-template tokenizer) as a :class:`Policy`.

@@ -14,15 +14,15 @@ import hashlib
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import Any, Mapping
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from spo3.policies.lora import LoraSettings
+from spo3.policies.lora import DEFAULT_LORA_TARGETS, LoraSettings
 
-if TYPE_CHECKING:
-    from spo3.policies.hf import HFPolicy
+# The functions take the HFPolicy (spo3.policies.hf, which imports this module) by duck typing.
+HFPolicy = Any
 
 __all__ = ["load_policy", "policy_from_directory", "save_policy"]
 
@@ -96,12 +96,10 @@ def load_policy(policy: HFPolicy, directory: Path) -> None:
     policy._loads += 1
 
 
-def policy_from_directory(cls: type[HFPolicy], directory: Path, device: str, **kwargs: Any) -> HFPolicy:
+def policy_from_directory(cls: Any, directory: Path, device: str, **kwargs: Any) -> HFPolicy:
     """Rebuild a policy from a self-contained directory (one saved after ``freeze_reference``); ``kwargs`` go to
     the constructor (seed, engine)."""
     from transformers import AutoConfig, AutoModelForCausalLM
-
-    from spo3.policies.hf import DEFAULT_LORA_TARGETS
 
     directory = Path(directory)
     meta = _read_meta(directory)

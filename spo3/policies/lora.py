@@ -8,7 +8,10 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
-__all__ = ["LoraSettings", "fold_adapter", "lora_settings", "merged_weights", "wrap_lora"]
+__all__ = ["DEFAULT_LORA_TARGETS", "LoraSettings", "fold_adapter", "lora_settings", "merged_weights", "wrap_lora"]
+
+DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+"""Attention and MLP projection names shared by Qwen2, Llama (SmolLM2) and Mistral-style models."""
 
 
 @dataclass(frozen=True)

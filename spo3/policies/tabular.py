@@ -94,7 +94,9 @@ class TabularPolicy(Policy):
                 if temperature == 0:
                     picks = [int(torch.argmax(logp[i]))] * k
                 else:
-                    probs = torch.softmax(logits[i] / temperature, dim=-1)
+                    # Only this input's actions: multinomial's use of the generator depends on the vector's
+                    # length, and the batch's padding width must not change what an input draws.
+                    probs = torch.softmax(logits[i, : len(inp.actions)] / temperature, dim=-1)
                     picks = torch.multinomial(probs, k, replacement=True, generator=self._generator).tolist() if k else []
                 out.append([Response(format_action(inp.actions[j]), (j,), (float(logp[i, j]),)) for j in picks])
         return out

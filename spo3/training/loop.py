@@ -25,7 +25,8 @@ import numpy as np
 import torch
 import yaml
 
-from spo3.training.builders import build_env, build_policy, env_corpus, task_list
+from spo3.envs.workers import worker_envs
+from spo3.training.builders import build_env, build_policy, env_corpus, open_env_workers, task_list
 from spo3.training.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from spo3.training.run_dir import ResumePoint, RunLock, fingerprint, log_config_changes, remove_leftovers, resume_point
 from spo3.config import TrainConfig
@@ -253,6 +254,7 @@ def _train(
     run_fingerprint = fingerprint(cfg, train_tasks)
     point = resume_point(run_dir, run_fingerprint, resume, allow_config_change) if resume else ResumePoint(None)
     corpus = env_corpus(env, train_tasks) if cfg.policy.kind == "hf" else ()
+    pool = open_env_workers(cfg.env, env)  # forked before the policy exists: the workers stay small
     policy = build_policy(cfg.policy, cfg.seed, corpus)
     optimizer = build_optimizer(policy, cfg.optim)
     store = StateStore(cfg.algo.score_params())
@@ -310,7 +312,10 @@ def _train(
         tasks = sampler.next(cfg.tasks_per_iteration)
 
         # rollout -> rewards -> advantages -> update (3SPO scores against a frozen store snapshot)
-        result, updates = _rollout_and_update(cfg, [env] * len(tasks), tasks, policy, optimizer, store, rng)
+        envs = worker_envs(pool, len(tasks)) if pool is not None else [env] * len(tasks)
+        result, updates = _rollout_and_update(cfg, envs, tasks, policy, optimizer, store, rng)
+        if pool is not None:
+            pool.release()
 
         # statistics: fold the iteration's finished trajectories into the store
         for traj in result.trajectories:
@@ -343,6 +348,8 @@ def _train(
             progress.set_postfix(success=f"{record['success_rate']:.2f}", states=record["unique_states"])
     if progress is not None:
         progress.close()
+    if pool is not None:
+        pool.close()
     logger.close()
     cost = {
         "every": cfg.eval.every, "episodes": cfg.eval.episodes, "evaluations": counters.evaluations,
