@@ -59,6 +59,8 @@ def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, samples: Sequen
             old[g] = recorded if recorded is not None else policy.token_scores(inp, resp, entropy=False).logprobs
             ref[g] = policy.reference_logprobs(inp, resp)
 
+    gap = _sampling_logprob_gap(old, micro, responses)
+
     params = [p for p in policy.parameters() if p.requires_grad]
     sums: dict[str, float] = defaultdict(float)
     steps = 0
@@ -85,4 +87,19 @@ def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, samples: Sequen
     policy.train_mode(False)
     out = {k: v / steps for k, v in sums.items()} if steps else {}
     out.update(optimizer_steps=steps, skipped_steps=skipped)
+    if gap is not None:
+        out["sampling_logprob_gap"] = gap
     return out
+
+
+def _sampling_logprob_gap(old: list[torch.Tensor], micro: list[range], responses: Sequence) -> float | None:
+    """Mean ``|recomputed - sampling|`` log-probability over the response tokens that carry sampling
+    log-probabilities: how far the rollout engine's numbers (vLLM's kernels, another precision) are from the
+    trainer's. Logged only: the update's old log-probabilities are always the recomputed ones."""
+    diffs = []
+    for g, chunk in enumerate(micro):
+        for row, i in enumerate(chunk):
+            sampled = responses[i].logprobs
+            if sampled:
+                diffs.append((old[g][row, : len(sampled)].double() - torch.tensor(sampled, dtype=torch.float64)).abs())
+    return float(torch.cat(diffs).mean()) if diffs else None

@@ -223,3 +223,24 @@ def test_backend_vllm_without_vllm_says_how_to_install():
 
     with pytest.raises(ModuleNotFoundError, match=r"pip install 'spo3\[gpu\]'"):
         build_hf_policy(PolicyConfig(kind="hf", backend="vllm", max_new_tokens=4), seed=0, corpus=["take coin"])
+
+
+def test_training_recomputes_old_logprobs_and_only_logs_the_engines(make_policy, vllm_policy):
+    from spo3.config import OptimConfig
+    from spo3.rollout.common import StepSample
+    from spo3.training.update import build_optimizer, ppo_update
+
+    def update(policy):
+        responses = [r[0] for r in policy.sample(DECISIONS, [1, 1, 1])]
+        samples = [
+            StepSample(task_id="t", input=inp, response=resp, action="look", valid=True, key="k", next_key="k2",
+                       anchor="", env_reward=0.0, won=False, done=False, group=0, traj=i, advantage=1.0 - i)
+            for i, (inp, resp) in enumerate(zip(DECISIONS, responses))
+        ]
+        optim = OptimConfig(lr=1e-3, kl_coef=0.0)
+        return ppo_update(policy, build_optimizer(policy, optim), samples, optim)
+
+    engine_diag, hf_diag = update(vllm_policy), update(make_policy())
+    # the fake engine's log-probabilities are far from the model's: logged, while the PPO ratio starts at exactly 1
+    assert engine_diag["sampling_logprob_gap"] > 0.1 and engine_diag["ratio_mean"] == pytest.approx(1.0, abs=1e-6)
+    assert hf_diag["sampling_logprob_gap"] < 1e-4  # the HF engine samples from the trainer's own distribution
