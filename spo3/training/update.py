@@ -92,14 +92,15 @@ def ppo_update(policy: Policy, optimizer: torch.optim.Optimizer, samples: Sequen
     return out
 
 
-def _sampling_logprob_gap(old: list[torch.Tensor], micro: list[range], responses: Sequence) -> float | None:
+def _sampling_logprob_gap(old: dict[int, torch.Tensor], micro: list[range], responses: Sequence) -> float | None:
     """Mean ``|recomputed - sampling|`` log-probability over the response tokens that carry sampling
     log-probabilities: how far the rollout engine's numbers (vLLM's kernels, another precision) are from the
-    trainer's. Logged only: the update's old log-probabilities are always the recomputed ones."""
+    trainer's, over the micro-batches that step. Logged only: with ``optim.reuse_sampling_logprobs`` only the HF
+    engine's (the trainer's own model, unchanged weights) stand in for recomputed ones; any other engine's never do."""
     diffs = []
-    for g, chunk in enumerate(micro):
-        for row, i in enumerate(chunk):
+    for g, tensor in old.items():
+        for row, i in enumerate(micro[g]):
             sampled = responses[i].logprobs
             if sampled:
-                diffs.append((old[g][row, : len(sampled)].double() - torch.tensor(sampled, dtype=torch.float64)).abs())
+                diffs.append((tensor[row, : len(sampled)].double() - torch.tensor(sampled, dtype=torch.float64)).abs())
     return float(torch.cat(diffs).mean()) if diffs else None
