@@ -13,6 +13,7 @@ import spo3.policies.scoring as scoring_module
 from spo3.training.builders import build_policy
 from spo3.config import PolicyConfig
 from spo3.policies.base import Response
+from spo3.policies.engines.base import Generated, GenerationEngine
 from spo3.policies.hf import HFPolicy, token_logprobs_and_entropy
 from spo3.policies.hf_models import tiny_qwen2
 from spo3.policies.tabular import TabularPolicy, format_action
@@ -422,14 +423,14 @@ def test_recorded_logprobs_only_for_the_scoring_distribution_and_current_weights
 
 
 def test_recorded_logprobs_never_come_from_an_external_engine(make_policy):
-    class Engine:  # continues every prompt with the same tokens and made-up log-probs
-        def generate(self, prompts, n, temperature, max_new_tokens, stop_ids, seed):
-            return [[hf_module.Generated((5, 6, stop_ids[0]), (-0.1, -0.2, -0.3))] * k for k in n]
+    class Engine(GenerationEngine):  # continues every prompt with the same tokens and made-up log-probs
+        def generate(self, prompts, n, spec):
+            return [[Generated((5, 6, spec.stop_ids[0]), (-0.1, -0.2, -0.3))] * k for k in n]
 
-        def update_weights(self, weights):
+        def load_weights(self, weights):
             list(weights)
 
-    policy = make_policy(backend=Engine())
+    policy = make_policy(engine=Engine())
     (replies,) = policy.sample(DECISIONS[:1], [2], temperature=1.0)
     assert replies[0].logprobs == (-0.1, -0.2, -0.3) and replies[0].weights_version is None
     assert policy.recorded_logprobs(replies) is None
