@@ -18,7 +18,10 @@ def quickstart_config(algo, seed, iterations, output_dir, extra):
 
 @pytest.mark.parametrize("algo", ["3spo", "grpo", "gigpo"])
 def test_tabular_policy_learns_textworld(algo, tmp_path):
-    cfg = quickstart_config(algo, seed=0, iterations=6, output_dir=tmp_path, extra=["eval.every=6", "eval.episodes=32"])
+    # 3SPO at alpha=1: with the paper's alpha=50 on this 4-game panel, n collapses to {0, 1} once a game has been
+    # won (README, paper_figures/CLAIMS.md) and whether the first iterations' updates suffice depends on the seed.
+    extra = ["algo.alpha=1"] if algo == "3spo" else []
+    cfg = quickstart_config(algo, seed=0, iterations=6, output_dir=tmp_path, extra=["eval.every=6", "eval.episodes=32", *extra])
     records = read_metrics(train(cfg))
     before, after = records[0]["eval"]["success_rate"], records[-1]["eval"]["success_rate"]
     assert before < 0.4, before  # a uniform policy rarely collects the coin within 20 steps

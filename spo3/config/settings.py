@@ -174,6 +174,12 @@ class EnvConfig:
     """Bound in seconds of every reset, step and restore of the environment engine. A call that times out or raises
     ends its episode as a failure, the engine is recreated and training continues (spo3.envs.guard; a call stuck
     in native code past twice the bound ends the process, which --resume continues)."""
+    workers: int = 0
+    """Environment worker processes. 0: environments step in the trainer's process. N >= 1: they run in N
+    subprocesses (snapshots stay in the worker that made them, addressed by handle), every step of a batch is
+    sent at once, and each batch is generated in two halves so that the first half's environment steps run while
+    the second half is generated. A worker that dies is restarted; the episodes it held end as failures
+    (``env_failures`` in the metrics)."""
     textworld: TextWorldConfig = field(default_factory=TextWorldConfig)
     """Settings for name=textworld."""
     alfworld: AlfworldConfig = field(default_factory=AlfworldConfig)
@@ -189,6 +195,7 @@ class EnvConfig:
         for name in ("train_split", "eval_split"):
             split = getattr(self, name)
             check(split in SPLITS[self.name], name, f"{self.name} has no split {split!r}; expected one of {list(SPLITS[self.name])}")
+        check(self.workers >= 0, "workers", f"must be >= 0, got {self.workers}")
 
 
 @dataclass
@@ -213,6 +220,13 @@ class PolicyConfig:
     """Model dtype for kind=hf (CPU: float32 is faster for generation)."""
     device: str = "cpu"
     """Torch device for kind=hf ("cpu", "cuda", "cuda:1", ...)."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """Rollout engine for kind=hf: "hf" samples with transformers' generate on the trained model; "vllm" with a
+    vLLM engine colocated on the same GPU (``pip install 'spo3[gpu]'``), which receives the new weights after
+    every update (a LoRA policy: only its adapter). Training always recomputes old log-probabilities itself."""
+    gpu_memory_utilization: float = 0.4
+    """backend=vllm: the share of GPU memory vLLM may take for its weights and KV cache; the rest is left to
+    training (the policy, its reference, gradients and optimiser state)."""
     tabular_capacity: int = 1 << 18
     """Maximum number of (state, action) entries of the tabular policy."""
     linear_dim: int = 1 << 18
@@ -227,6 +241,9 @@ class PolicyConfig:
               f"{self.model!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}), a local directory, nor in the "
               "local Hugging Face cache (nothing is downloaded at run time)")
         check(self.linear_dim >= 1, "linear_dim", "must be >= 1")
+        check(self.backend in ("hf", "vllm"), "backend", f"must be 'hf' or 'vllm', got {self.backend!r}")
+        check(0 < self.gpu_memory_utilization < 1, "gpu_memory_utilization", f"must be in (0, 1), got {self.gpu_memory_utilization}")
+        check(self.backend == "hf" or self.kind == "hf", "backend", "vllm needs policy.kind=hf")
 
 
 @dataclass

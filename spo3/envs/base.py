@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Mapping
 
 __all__ = ["EnvError", "Observation", "TextEnv", "Transition"]
 
@@ -102,6 +102,24 @@ class TextEnv(ABC):
     @abstractmethod
     def restore(self, snapshot: Any) -> Observation:
         """Return to the state captured by :meth:`snapshot` and return that state's observation."""
+
+    asynchronous: ClassVar[bool] = False
+    """True when :meth:`begin_reset` / :meth:`begin_transition` return before the work is done (environments in
+    worker processes, :mod:`spo3.envs.workers`), so that a caller can start many and overlap them."""
+
+    def begin_reset(self, task_id: str) -> Callable[[], tuple[Observation, Any]]:
+        """Start :meth:`reset` then :meth:`snapshot`; the returned callable gives ``(observation, snapshot)``."""
+        obs = self.reset(task_id)
+        snapshot = self.snapshot()
+        return lambda: (obs, snapshot)
+
+    def begin_transition(self, snapshot: Any, action: str) -> Callable[[], tuple[Transition, Any]]:
+        """Start :meth:`restore` of ``snapshot``, :meth:`step` of ``action`` and :meth:`snapshot` of the result; the
+        returned callable gives ``(transition, new snapshot)``. Here the work is done at once."""
+        self.restore(snapshot)
+        transition = self.step(action)
+        after = self.snapshot()
+        return lambda: (transition, after)
 
     def walkthrough(self, task_id: str) -> list[str] | None:
         """An expert action sequence that wins ``task_id``, if the environment knows one."""

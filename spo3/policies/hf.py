@@ -2,203 +2,49 @@
 
 Prompting follows upstream (verl-agent / 3SPO; ``shared/reference/upstream-interface.md`` §2.3): a decision's
 prompt is ONE user message rendered through the tokenizer's chat template with ``add_generation_prompt=True``.
-Batches are left-padded for generation (prompts end at the same column, so all rows decode in lockstep with one
-KV cache) and laid out as ``[left padding | prompt | response | right padding]`` for scoring, with position ids
-counted from each row's first real token so that scoring sees exactly the positions generation saw.
+The policy renders and tokenises prompts, hands the token ids to its rollout engine
+(:mod:`spo3.policies.engines`: transformers ``generate`` on this model, or a colocated vLLM) and cuts and decodes
+what comes back; it scores and trains itself. Scoring lays a batch out as ``[left padding | prompt | response |
+right padding]`` with position ids counted from each row's first real token, exactly the positions left-padded
+generation saw.
 
-Log-probabilities, precisely:
-
-* ``Response.logprobs`` (from :meth:`HFPolicy.sample`) at temperature ``tau > 0`` are ``log_softmax(z / tau)`` of
-  the sampled token, ``z`` the model's logits: the distribution the token was drawn from (top-k, top-p, min-p and
-  repetition penalties are all disabled). At ``tau == 0`` (greedy) that distribution is a point mass, so they are
-  the model's own ``tau = 1`` log-probabilities instead.
-* :meth:`HFPolicy.token_scores` and :meth:`HFPolicy.reference_logprobs` score with ``log_softmax(z / T_s)``,
-  ``T_s = score_temperature``: verl's actor likewise divides the logits by the rollout temperature when it
-  recomputes log-probabilities. ``build_hf_policy`` sets ``T_s`` to the training temperature (upstream 1.0), so
-  sampling and scoring log-probabilities agree up to float error.
-* So when a response was sampled by transformers' ``generate`` (no external backend) at the scoring temperature
-  (or greedily with ``T_s = 1``), it carries ``Response.weights_version``, and while the weights have not changed
-  since (:meth:`HFPolicy.weights_version`) its sampling log-probabilities serve as PPO's old log-probabilities
-  without another forward pass (``optim.reuse_sampling_logprobs``). At any other temperature they are of a
-  different distribution than the loss's, and an external engine's may differ numerically: those are never reused.
+Log-probabilities: ``Response.logprobs`` are the engine's, of the distribution each token was sampled from (see
+:mod:`spo3.policies.engines.hf`); the trainer does not use them (it recomputes the old log-probabilities with this
+model), they are logged. :meth:`HFPolicy.token_scores` and :meth:`HFPolicy.reference_logprobs` score with
+``log_softmax(z / T_s)``, ``T_s = score_temperature``: verl's actor likewise divides the logits by the rollout
+temperature when it recomputes log-probabilities. ``build_hf_policy`` sets ``T_s`` to the training temperature
+(upstream 1.0), so sampling and scoring log-probabilities agree up to float error. So when a response was sampled
+by the HF engine (the trainer's own model) at the scoring temperature (or greedily with ``T_s = 1``), it carries
+``Response.weights_version``, and while the weights have not changed since (:meth:`HFPolicy.weights_version`) its
+sampling log-probabilities serve as PPO's old log-probabilities without another forward pass
+(``optim.reuse_sampling_logprobs``). Any other engine's (vLLM) are never reused, only logged.
 
 Reference policy: with LoRA (``lora_rank > 0``) it is the model with the adapter disabled (no second copy); with
 full fine-tuning a frozen copy. :meth:`HFPolicy.freeze_reference` moves it to the current policy without ever
 replacing a trainable parameter object, so an optimiser built earlier stays attached.
 
-Determinism: the policy owns a ``torch.Generator``. ``generate()`` samples from the global torch RNG, so every
-:meth:`HFPolicy.sample` call draws a seed from the policy's generator and generates under
-``torch.random.fork_rng`` + ``torch.manual_seed``: the same seed gives the same samples, and the caller's global
-RNG stream is left exactly as it was. Given per-input generators (per-task random streams), each response row
-draws its tokens from its own generator instead (:class:`_StreamSampler`), independent of the batch around it.
+Determinism: the policy owns a ``torch.Generator``; every :meth:`HFPolicy.sample` call draws the engine's seed
+from it, so the same seed gives the same samples and the caller's global RNG stream is left as it was. Given per-input generators (per-task random
+streams), each response row draws its tokens from its own generator instead (``SamplingSpec.row_streams``),
+independent of the batch around it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from spo3.config import PolicyConfig
 from spo3.policies.base import Policy, PolicyInput, Response, TokenScores
+from spo3.policies.engines.base import Generated, GenerationEngine, SamplingSpec
+from spo3.policies.engines.hf import HFEngine, seeded
+from spo3.policies.lora import DEFAULT_LORA_TARGETS, LoraSettings, fold_adapter, lora_settings, merged_weights, wrap_lora
+from spo3.policies.scoring import token_logprobs_and_entropy
 
-__all__ = [
-    "DEFAULT_LORA_TARGETS",
-    "GenerationBackend",
-    "Generated",
-    "HFPolicy",
-    "LoraSettings",
-    "build_hf_policy",
-    "token_logprobs_and_entropy",
-]
-
-DEFAULT_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-"""Attention and MLP projection names shared by Qwen2, Llama (SmolLM2) and Mistral-style models."""
-
-FORMAT = "spo3.hf_policy"
-VERSION = 1
-META_FILE = "spo3_hf_policy.json"
-WEIGHTS_FILE = "weights.safetensors"
-ADAPTER_FILE = "adapter.safetensors"
-REFERENCE_FILE = "reference.safetensors"
-TOKENIZER_DIR = "tokenizer"
-
-_SCORE_CHUNK_ELEMENTS = 1 << 25
-"""Logit elements (32M floats, 128 MB in fp32) per chunk of the log-prob/entropy computation."""
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """The LoRA adapter of an :class:`HFPolicy`."""
-
-    rank: int
-    alpha: int
-    targets: tuple[str, ...]
-    """Module-name suffixes actually adapted (those of ``DEFAULT_LORA_TARGETS`` present in the model)."""
-
-
-@dataclass(frozen=True)
-class Generated:
-    """One continuation from a generation backend."""
-
-    token_ids: tuple[int, ...]
-    """Generated token ids; may run past a stop token (the policy cuts after the first one)."""
-    logprobs: tuple[float, ...]
-    """Per-token log-probabilities, aligned with ``token_ids``."""
-
-
-class GenerationBackend(Protocol):
-    """An external generation engine (e.g. :class:`spo3.policies.vllm_backend.VLLMBackend`).
-
-    The policy renders and tokenises prompts itself, so the engine only continues token ids.
-    """
-
-    def generate(
-        self, prompts: Sequence[Sequence[int]], n: Sequence[int], temperature: float, max_new_tokens: int,
-        stop_ids: Sequence[int], seed: int,
-    ) -> list[list[Generated]]:
-        """``n[i]`` continuations of ``prompts[i]`` (greedy at ``temperature == 0``), reproducible from ``seed``."""
-        ...
-
-    def update_weights(self, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
-        """Load the policy's current weights (names as in a plain transformers model, LoRA merged). The tensors
-        may share storage with the live model: copy what must outlive the call."""
-        ...
-
-
-def token_logprobs_and_entropy(
-    logits: torch.Tensor, targets: torch.Tensor, temperature: float = 1.0, entropy: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Log-probabilities of ``targets`` and the entropy of the full next-token distribution, ``softmax(logits / T)``.
-
-    Uses ``log p(y) = z_y - logsumexp(z)`` and ``H = logsumexp(z) - sum(softmax(z) * z)`` (as verl's
-    ``entropy_from_logits``), computed in fp32 over chunks of positions so that no full-size ``log_softmax`` or
-    probability tensor is ever materialised; under autograd each chunk is checkpointed (recomputed in the backward
-    pass), so the extra memory stays one chunk however large the vocabulary.
-
-    Args:
-      logits: ``(B, T, V)`` next-token logits (any float dtype).
-      targets: ``(B, T)`` token ids.
-      temperature: ``T > 0``.
-      entropy: also compute the entropy.
-
-    Returns:
-      ``(B, T)`` fp32 log-probabilities and ``(B, T)`` fp32 entropies (or ``None``).
-    """
-    from torch.utils.checkpoint import checkpoint
-
-    batch, length, vocab = logits.shape
-    flat, flat_targets = logits.reshape(-1, vocab), targets.reshape(-1)
-    rows = max(1, _SCORE_CHUNK_ELEMENTS // vocab)
-    parts: list[tuple[torch.Tensor, torch.Tensor]] = []
-    for start in range(0, flat.shape[0], rows):
-        args = (flat[start : start + rows], flat_targets[start : start + rows], temperature, entropy)
-        if torch.is_grad_enabled() and flat.requires_grad:
-            parts.append(checkpoint(_chunk_scores, *args, use_reentrant=False))
-        else:
-            parts.append(_chunk_scores(*args))
-    logp = torch.cat([p[0] for p in parts]).view(batch, length)
-    ent = torch.cat([p[1] for p in parts]).view(batch, length) if entropy else None
-    return logp, ent
-
-
-def _chunk_scores(logits: torch.Tensor, targets: torch.Tensor, temperature: float, entropy: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    z = logits.float() / temperature
-    lse = torch.logsumexp(z, dim=-1)
-    logp = z.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - lse
-    ent = lse - (torch.softmax(z, dim=-1) * z).sum(-1) if entropy else lse.new_zeros(0)
-    return logp, ent
-
-
-class _SampledLogProbs(LogitsProcessor):
-    """Records the log-probability of each sampled token while ``generate`` runs, keeping one step of
-    ``(rows, V)`` log-probabilities at a time (``output_scores`` would keep all of them).
-
-    Custom processors run before transformers' sampling warpers (temperature, top-k, ...), so ``scores`` are
-    the raw logits; step ``t``'s sampled token is only visible at step ``t + 1`` (or in the final sequences).
-    """
-
-    def __init__(self, temperature: float) -> None:
-        self.temperature = temperature
-        self._latest: torch.Tensor | None = None
-        self._steps: list[torch.Tensor] = []
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        if self._latest is not None:
-            self._steps.append(self._latest.gather(1, input_ids[:, -1:]).squeeze(1))
-        self._latest = torch.log_softmax(scores.float() / self.temperature, dim=-1)
-        return scores
-
-    def logprobs(self, new_tokens: torch.Tensor) -> torch.Tensor:
-        """``(rows, L)`` log-probabilities of the ``(rows, L)`` generated tokens."""
-        if self._latest is not None and len(self._steps) < new_tokens.shape[1]:
-            self._steps.append(self._latest.gather(1, new_tokens[:, len(self._steps)].unsqueeze(1)).squeeze(1))
-        self._latest = None
-        return torch.stack(self._steps, dim=1)
-
-
-class _StreamSampler(LogitsProcessor):
-    """Draws each row's next token from the row's own generator (inverse CDF of ``softmax(scores / T)``) and leaves
-    only that token possible, so that ``generate``'s own draw is forced: a row's tokens then depend on its stream
-    and its logits only, not on the other rows of the batch (per-task random streams). Runs after
-    :class:`_SampledLogProbs`, which records the unmodified log-probabilities."""
-
-    def __init__(self, generators: Sequence[torch.Generator], temperature: float) -> None:
-        self.generators = list(generators)
-        self.temperature = temperature
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        cdf = torch.softmax(scores.double() / self.temperature, dim=-1).cumsum(-1)
-        u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in self.generators]).to(cdf.device)
-        picks = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).clamp_max(scores.shape[-1] - 1)
-        return torch.full_like(scores, -torch.inf).scatter_(1, picks, 0.0)
-
+__all__ = ["DEFAULT_LORA_TARGETS", "HFPolicy", "LoraSettings", "build_hf_policy", "token_logprobs_and_entropy"]
 
 class HFPolicy(Policy):
     """A causal language model (any ``AutoModelForCausalLM`` with a chat-template tokenizer) as a :class:`Policy`.
@@ -214,7 +60,8 @@ class HFPolicy(Policy):
       lora_alpha: LoRA scaling alpha.
       lora_targets: module-name suffixes LoRA may adapt; those present among the model's linear layers are used.
       score_temperature: temperature of :meth:`token_scores` and :meth:`reference_logprobs` (see the module doc).
-      backend: an external generation engine; ``None`` generates with transformers' ``generate``.
+      engine: the rollout engine; ``None`` generates with transformers' ``generate`` on this model
+        (:class:`~spo3.policies.engines.hf.HFEngine`).
 
     The model's ``generation_config`` is replaced by a neutral one: every sampling setting comes from
     :meth:`sample`, never from a checkpoint's defaults (e.g. transformers' global ``top_k=50``).
@@ -234,7 +81,7 @@ class HFPolicy(Policy):
         lora_alpha: int = 16,
         lora_targets: Sequence[str] = DEFAULT_LORA_TARGETS,
         score_temperature: float = 1.0,
-        backend: GenerationBackend | None = None,
+        engine: GenerationEngine | None = None,
     ) -> None:
         if max_new_tokens < 1:
             raise ValueError(f"HFPolicy: max_new_tokens={max_new_tokens} must be >= 1")
@@ -244,7 +91,6 @@ class HFPolicy(Policy):
             raise ValueError(f"HFPolicy: score_temperature={score_temperature} must be > 0")
         self.max_new_tokens = max_new_tokens
         self.score_temperature = float(score_temperature)
-        self.backend = backend
         self._generator = torch.Generator().manual_seed(seed)
         self._set_tokenizer(tokenizer)
         if len(self.tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -256,13 +102,14 @@ class HFPolicy(Policy):
         self.lora: LoraSettings | None = None
         self._reference: PreTrainedModel | None = None
         if lora_rank > 0:
-            self.lora = _lora_settings(model, lora_rank, lora_alpha, lora_targets)
-            self.model = self._wrap_lora(model, self.lora, seed)
+            self.lora = lora_settings(model, lora_rank, lora_alpha, lora_targets)
+            self.model = wrap_lora(model, self.lora, seed)
         else:
             self.model = model
             self._reference = _frozen_copy(model)
         self.model.eval()
-        self._synced_version: int | None = None
+        self.engine = engine if engine is not None else HFEngine(self.model)
+        self._synced: tuple[int, int] | None = None  # (base, adapter) weight versions the engine holds
         self._loads = 0
         # False while the reference (full fine-tuning: the frozen copy; LoRA: the base weights) is still the model
         # this policy was built from; checkpoints then leave it out and only fingerprint it.
@@ -281,15 +128,6 @@ class HFPolicy(Policy):
         self._stop_ids = sorted({self.eos_id} | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()))
         self._pad_id = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_id)
 
-    @staticmethod
-    def _wrap_lora(model: PreTrainedModel, lora: LoraSettings, seed: int) -> Any:
-        from peft import LoraConfig, get_peft_model
-
-        config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=0.0, target_modules=list(lora.targets))
-        with torch.random.fork_rng(devices=_cuda_devices(model)):
-            torch.manual_seed(seed)
-            return get_peft_model(model, config)
-
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
@@ -301,12 +139,6 @@ class HFPolicy(Policy):
 
     def _next_seed(self) -> int:
         return int(torch.randint(0, 2**62, (1,), generator=self._generator))
-
-    @contextlib.contextmanager
-    def _seeded(self, seed: int) -> Iterator[None]:
-        with torch.random.fork_rng(devices=_cuda_devices(self.model)):
-            torch.manual_seed(seed)
-            yield
 
     def prompt_token_ids(self, prompts: Sequence[str]) -> list[list[int]]:
         """Token ids of each prompt rendered as one user message through the chat template with the generation
@@ -330,7 +162,7 @@ class HFPolicy(Policy):
         """``n[i]`` responses to ``inputs[i]``, all in one batched generation (see the module doc for the
         log-probabilities). Greedy decoding (``temperature == 0``) generates each input once and repeats it.
         With ``generators``, each response row samples its tokens from its own generator, seeded from its input's
-        (:class:`_StreamSampler`); an external backend still takes one seed per call."""
+        (``SamplingSpec.row_streams``); an external engine (vLLM) still takes one seed per call."""
         if len(n) != len(inputs):
             raise ValueError(f"sample: {len(inputs)} inputs but {len(n)} counts")
         if any(k < 0 for k in n):
@@ -340,64 +172,27 @@ class HFPolicy(Policy):
         prompts = self.prompt_token_ids([inp.prompt for inp in inputs])
         counts = [min(k, 1) if temperature == 0 else k for k in n]
         streams = self._generators_for(inputs, generators) if generators is not None else None
-        seed = self._next_seed() if streams is None or self.backend is not None else 0
+        seed = self._next_seed() if streams is None or not self.engine.shares_model else 0
         if not any(counts):
             return [[] for _ in inputs]
-        if self.backend is None:
-            row_streams = None
-            if streams is not None and temperature > 0:
-                row_streams = [
-                    torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
-                    for g, k in zip(streams, counts) for _ in range(k)
-                ]
-            generated = self._generate(prompts, counts, temperature, seed, row_streams)
-        else:
-            self._sync_backend()
-            generated = self.backend.generate(prompts, counts, temperature, self.max_new_tokens, self._stop_ids, seed)
-            if [len(g) for g in generated] != counts:
-                raise RuntimeError(f"{type(self.backend).__name__}: asked for {counts} continuations, got "
-                                   f"{[len(g) for g in generated]}")
-        # Only transformers' own sampling at the scoring temperature records what token_scores would compute.
+        row_streams = None
+        if streams is not None and temperature > 0 and self.engine.shares_model:
+            row_streams = tuple(
+                torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,), generator=g)))
+                for g, c in zip(streams, counts) for _ in range(c)
+            )
+        self._sync_engine()
+        spec = SamplingSpec(temperature, self.max_new_tokens, tuple(self._stop_ids), self._pad_id, seed, row_streams)
+        generated = self.engine.generate(prompts, counts, spec)
+        if [len(g) for g in generated] != counts:
+            raise RuntimeError(f"{type(self.engine).__name__}: asked for {counts} continuations, got {[len(g) for g in generated]}")
+        # Only the trainer's own model at the scoring temperature records what token_scores would compute.
         same_distribution = self.score_temperature == (temperature if temperature > 0 else 1.0)
-        version = self.weights_version() if self.backend is None and same_distribution else None
+        version = self.weights_version() if self.engine.shares_model and same_distribution else None
         out = []
         for gens, k in zip(generated, n):
             responses = [self._response(g, version) for g in gens]
             out.append(responses * k if temperature == 0 else responses)
-        return out
-
-    def _generate(
-        self, prompts: list[list[int]], counts: list[int], temperature: float, seed: int,
-        row_streams: list[torch.Generator] | None = None,
-    ) -> list[list[Generated]]:
-        rows = [p for p, k in zip(prompts, counts) for _ in range(k)]
-        width = max(len(p) for p in rows)
-        input_ids = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, p in enumerate(rows):  # left padding
-            input_ids[i, width - len(p) :] = torch.tensor(p)
-            attention[i, width - len(p) :] = 1
-        sampling = temperature > 0
-        config = GenerationConfig(
-            max_new_tokens=self.max_new_tokens, do_sample=sampling, eos_token_id=self._stop_ids,
-            pad_token_id=self._pad_id, use_cache=True,
-            **({"temperature": temperature, "top_k": 0, "top_p": 1.0} if sampling else {}),
-        )
-        recorder = _SampledLogProbs(temperature if sampling else 1.0)
-        processors = [recorder] + ([_StreamSampler(row_streams, temperature)] if row_streams is not None else [])
-        with torch.no_grad(), self._seeded(seed):
-            sequences = self.model.generate(
-                input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device),
-                generation_config=config, logits_processor=LogitsProcessorList(processors),
-                synced_gpus=False,  # under FSDP every process generates alone, on unsharded weights
-            )
-        new_tokens = sequences[:, width:]
-        logprobs = recorder.logprobs(new_tokens).cpu().tolist()
-        flat = [Generated(tuple(ids), tuple(lp)) for ids, lp in zip(new_tokens.cpu().tolist(), logprobs)]
-        out, start = [], 0
-        for k in counts:
-            out.append(flat[start : start + k])
-            start += k
         return out
 
     def _response(self, generated: Generated, weights_version: int | None = None) -> Response:
@@ -468,15 +263,8 @@ class HFPolicy(Policy):
             with torch.no_grad():
                 self._reference.load_state_dict(self.model.state_dict())
             return
-        from peft.tuners.lora import LoraLayer
-
-        with torch.no_grad(), self._seeded(self._next_seed()):
-            for module in self.model.modules():
-                if isinstance(module, LoraLayer):
-                    for name in module.active_adapters:
-                        base = module.get_base_layer()
-                        base.weight.add_(module.get_delta_weight(name).to(base.weight.dtype))
-                        module.reset_lora_parameters(name, init_lora_weights=True)
+        with seeded(self.model, self._next_seed()):
+            fold_adapter(self.model)
 
     def parameters(self) -> Iterable[torch.nn.Parameter]:
         """The trainable parameters (LoRA: only the adapter's)."""
@@ -490,182 +278,60 @@ class HFPolicy(Policy):
         in-place update (optimiser steps, :meth:`freeze_reference` with LoRA), and :meth:`load` adds one."""
         return self._loads + sum(p._version for p in self.model.parameters())
 
-    def inference_weights(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """``(name, tensor)`` of the current policy as a plain transformers model of the base class would name them,
-        with the LoRA update folded in (computed one layer at a time; the model itself is not modified)."""
+    def inference_weights(self, with_adapter: bool = True) -> Iterator[tuple[str, torch.Tensor]]:
+        """``(name, tensor)`` of the current policy as a plain transformers model of the base class would name them;
+        with LoRA, the adapter's update folded in (one layer at a time; the model itself is not modified) or, with
+        ``with_adapter=False``, the base weights alone."""
         if self.lora is None:
             yield from self.model.state_dict().items()
-            return
-        from peft.tuners.lora import LoraLayer
-
-        base = self.model.get_base_model()
-        lora_layers = {name: m for name, m in base.named_modules() if isinstance(m, LoraLayer)}
-        for name, tensor in base.state_dict().items():  # detached tensors
-            owner, _, leaf = name.rpartition(".")
-            if owner.endswith(".base_layer") and owner.removesuffix(".base_layer") in lora_layers:
-                layer = lora_layers[owner.removesuffix(".base_layer")]
-                if leaf == "weight":
-                    # Grad mode is thread-global: switch it off only here, never across a yield.
-                    with torch.no_grad():
-                        tensor = tensor + sum(layer.get_delta_weight(a).to(tensor.dtype) for a in layer.active_adapters)
-                yield f"{owner.removesuffix('.base_layer')}.{leaf}", tensor
-            elif ".lora_" not in name:
-                yield name, tensor
-
-    def _sync_backend(self) -> None:
-        """Push the weights to the external backend if any parameter changed since the last push (tensor version
-        counters move on every in-place update: optimiser steps, :meth:`load`, :meth:`freeze_reference`)."""
-        assert self.backend is not None
-        version = self.weights_version()
-        if version != self._synced_version:
-            self.backend.update_weights(self.inference_weights())
-            self._synced_version = version
-
-    # ---------------------------------------------------------------- persistence
-    def save(self, directory: Path) -> None:
-        """Write the policy compactly: the trained weights (full fine-tuning: ``weights.safetensors``; LoRA:
-        ``adapter.safetensors`` only), ``config.json``, ``tokenizer/`` and ``spo3_hf_policy.json``.
-
-        The reference (full fine-tuning: the frozen copy; LoRA: the base weights) is written only once
-        :meth:`freeze_reference` has changed it (``reference.safetensors``, or with LoRA the merged base in
-        ``weights.safetensors``). Otherwise it is the model the policy was built from, so a 7B checkpoint is not
-        doubled: the metadata keeps a fingerprint of it instead, and :meth:`load` refuses a policy built from a
-        different model."""
-        from safetensors.torch import save_file, save_model
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in (WEIGHTS_FILE, ADAPTER_FILE, REFERENCE_FILE):
-            (directory / stale).unlink(missing_ok=True)
-        if self.lora is not None and not self._reference_frozen:
-            save_file({k: v.detach().contiguous() for k, v in _adapter_state(self.model).items()}, str(directory / ADAPTER_FILE))
         else:
-            save_model(self.model, str(directory / WEIGHTS_FILE))
-        if self._reference is not None and self._reference_frozen:
-            save_model(self._reference, str(directory / REFERENCE_FILE))
-        self.base_model.config.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory / TOKENIZER_DIR)
-        meta = {
-            "format": FORMAT, "version": VERSION, "model_class": _class_name(self.base_model),
-            "dtype": str(next(self.base_model.parameters()).dtype).removeprefix("torch."),
-            "lora": asdict(self.lora) if self.lora is not None else None,
-            "max_new_tokens": self.max_new_tokens, "score_temperature": self.score_temperature,
-            "reference_frozen": self._reference_frozen, "reference_fingerprint": self._reference_fingerprint(),
-        }
-        (directory / META_FILE).write_text(json.dumps(meta, indent=1))
+            yield from merged_weights(self.model, with_adapter)
 
-    def _reference_fingerprint(self) -> str:
-        return _fingerprint(self._reference.state_dict() if self._reference is not None else _base_state(self.model))
+    def _sync_engine(self) -> None:
+        """Bring the engine's weights up to date if any parameter changed since the last sync (tensor version
+        counters move on every in-place update: optimiser steps, :meth:`load`, :meth:`freeze_reference`). An engine
+        that serves adapters gets the base weights only when they changed (first use, :meth:`freeze_reference`
+        under LoRA, :meth:`load`) and the adapter otherwise; any other engine gets the full weights, LoRA folded in."""
+        if self.engine.shares_model:
+            return
+        base = sum(p._version for name, p in self.model.named_parameters() if "lora_" not in name)
+        adapter = sum(p._version for name, p in self.model.named_parameters() if "lora_" in name)
+        synced = self._synced
+        if self.lora is not None and self.engine.serves_adapters:
+            if synced is None or synced[0] != base:
+                self.engine.load_weights(self.inference_weights(with_adapter=False))
+            if synced is None or synced != (base, adapter):
+                self.engine.load_adapter(self.model.save_pretrained)
+        elif synced != (base, adapter):
+            self.engine.load_weights(self.inference_weights())
+        self._synced = (base, adapter)
+
+    # ---------------------------------------------------------------- persistence (spo3.policies.hf_checkpoint)
+    def save(self, directory: Path) -> None:
+        """Write the policy compactly (:func:`spo3.policies.hf_checkpoint.save_policy`)."""
+        from spo3.policies.hf_checkpoint import save_policy
+
+        save_policy(self, directory)
 
     def load(self, directory: Path) -> None:
-        """Load what :meth:`save` wrote into this policy (same architecture and LoRA settings), tokenizer included.
-        Every file is checked before any weight changes; a foreign or damaged directory, or a checkpoint whose
-        left-out reference is not this policy's, raises ``ValueError`` naming the file."""
-        directory = Path(directory)
-        meta = _read_meta(directory)
-        saved_lora = LoraSettings(**{**meta["lora"], "targets": tuple(meta["lora"]["targets"])}) if meta["lora"] else None
-        if saved_lora != self.lora:
-            raise ValueError(f"{directory}: saved with LoRA settings {saved_lora}, this policy has {self.lora}")
-        if meta["model_class"] != _class_name(self.base_model):
-            raise ValueError(f"{directory}: holds a {meta['model_class']}, this policy a {_class_name(self.base_model)}")
-        if (directory / ADAPTER_FILE).exists():
-            weights = _read_weights(directory / ADAPTER_FILE, self.model, _adapter_state(self.model))
-        else:
-            weights = _read_weights(directory / WEIGHTS_FILE, self.model)
-        reference = None
-        if self._reference is not None and (directory / REFERENCE_FILE).exists():
-            reference = _read_weights(directory / REFERENCE_FILE, self._reference)
-        elif not meta["reference_frozen"] and self._reference_fingerprint() != meta["reference_fingerprint"]:
-            raise ValueError(
-                f"{directory / META_FILE}: the checkpoint leaves out its reference model, and this policy was built "
-                "from a different one (build it from the same model source and seed, as the trainer does)"
-            )
-        tokenizer = _read_tokenizer(directory / TOKENIZER_DIR)
-        if len(tokenizer) > self.base_model.get_input_embeddings().num_embeddings:
-            raise ValueError(f"{directory / TOKENIZER_DIR}: {len(tokenizer)} tokens do not fit the model's embeddings")
-        with torch.no_grad():
-            self.model.load_state_dict(weights, strict=False)
-            if reference is not None:
-                self._reference.load_state_dict(reference, strict=False)  # type: ignore[union-attr]
-        self._set_tokenizer(tokenizer)
-        self._reference_frozen = bool(meta["reference_frozen"])
-        self._loads += 1
+        """Load what :meth:`save` wrote, checked first (:func:`spo3.policies.hf_checkpoint.load_policy`)."""
+        from spo3.policies.hf_checkpoint import load_policy
+
+        load_policy(self, directory)
 
     @classmethod
     def from_directory(
-        cls, directory: Path, *, device: str = "cpu", seed: int = 0, backend: GenerationBackend | None = None,
+        cls, directory: Path, *, device: str = "cpu", seed: int = 0, engine: GenerationEngine | None = None,
     ) -> HFPolicy:
         """Rebuild a policy from a self-contained directory :meth:`save` wrote (no other input needed): one saved
         after :meth:`freeze_reference`. A compact checkpoint (reference left out) needs the policy built from its
         model source first, then :meth:`load`."""
-        from transformers import AutoConfig, AutoModelForCausalLM
+        from spo3.policies.hf_checkpoint import policy_from_directory
 
-        directory = Path(directory)
-        meta = _read_meta(directory)
-        if not meta["reference_frozen"]:
-            raise ValueError(
-                f"{directory}: a compact checkpoint (its reference model is left out); build the policy from its model "
-                "source (spo3.builders.build_policy with the run's config) and call load() instead"
-            )
-        try:
-            config = AutoConfig.from_pretrained(directory)
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{directory / 'config.json'}: unreadable model config ({exc})") from exc
-        with torch.random.fork_rng(devices=[]):  # the random init is overwritten by load()
-            model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, meta["dtype"]))
-        lora = meta["lora"] or {}
-        policy = cls(
-            model.to(device), _read_tokenizer(directory / TOKENIZER_DIR), seed=seed, max_new_tokens=meta["max_new_tokens"],
-            lora_rank=lora.get("rank", 0), lora_alpha=lora.get("alpha", 16),
-            lora_targets=tuple(lora.get("targets", DEFAULT_LORA_TARGETS)), score_temperature=meta["score_temperature"],
-            backend=backend,
-        )
-        policy.load(directory)
-        return policy
+        return policy_from_directory(cls, directory, device, seed=seed, engine=engine)
 
 
 # -------------------------------------------------------------------------------------------------- helpers
-def _cuda_devices(model: torch.nn.Module) -> list[int]:
-    device = next(model.parameters()).device
-    return [device.index or 0] if device.type == "cuda" else []
-
-
-def _class_name(model: torch.nn.Module) -> str:
-    """The model's class name; under FSDP2 that of the class it wraps (FSDP2 swaps in a subclass "FSDP<name>")."""
-    return next(c.__name__ for c in type(model).__mro__ if not c.__name__.startswith("FSDP"))
-
-
-def _lora_settings(model: PreTrainedModel, rank: int, alpha: int, targets: Sequence[str]) -> LoraSettings:
-    linear = {name.rpartition(".")[2] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    present = tuple(t for t in targets if t in linear)
-    if not present:
-        raise ValueError(
-            f"LoRA: {type(model).__name__} has no linear layer named any of {list(targets)} (its linear layers: "
-            f"{sorted(linear)})"
-        )
-    return LoraSettings(rank=rank, alpha=alpha, targets=present)
-
-
-def _adapter_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """The LoRA adapter's tensors of a peft-wrapped model, under their state-dict names."""
-    return {k: v for k, v in model.state_dict().items() if "lora_" in k}
-
-
-def _base_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """Every tensor of a peft-wrapped model but the adapter's: the base weights."""
-    return {k: v for k, v in model.state_dict().items() if "lora_" not in k}
-
-
-def _fingerprint(state: Mapping[str, torch.Tensor]) -> str:
-    """A cheap identity of a set of weights: name, shape, dtype and the first 1024 values of every tensor."""
-    h = hashlib.sha256()
-    for name in sorted(state):
-        tensor = state[name]
-        head = tensor.detach().reshape(-1)[:1024].to("cpu", torch.float32).numpy().tobytes()
-        h.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode() + head)
-    return h.hexdigest()
-
-
 def _frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
     import copy
 
@@ -674,62 +340,10 @@ def _frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
     return reference
 
 
-def _read_meta(directory: Path) -> dict[str, Any]:
-    path = directory / META_FILE
-    if not directory.is_dir():
-        raise ValueError(f"{directory}: no such policy directory")
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{directory}: not an HF policy directory (no {META_FILE})") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: damaged ({exc})") from None
-    required = {
-        "format", "version", "model_class", "dtype", "lora", "max_new_tokens", "score_temperature",
-        "reference_frozen", "reference_fingerprint",
-    }
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION or required - set(meta):
-        raise ValueError(f"{path}: not a {FORMAT} version {VERSION} file")
-    return meta
-
-
-def _read_weights(path: Path, module: torch.nn.Module, expected: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """The tensors of ``path``, checked to cover every tensor of ``expected`` (default: ``module``'s whole state,
-    tied weights once) with the right shapes, so that a mismatch is reported before anything is loaded."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    try:
-        tensors = load_file(str(path))
-    except (OSError, SafetensorError) as exc:
-        raise ValueError(f"{path}: unreadable weights ({exc})") from None
-    expected = module.state_dict() if expected is None else expected
-    for name, tensor in tensors.items():
-        if name not in expected or expected[name].shape != tensor.shape:
-            shape = tuple(expected[name].shape) if name in expected else "absent"
-            raise ValueError(f"{path}: tensor {name} {tuple(tensor.shape)} does not fit this model ({shape})")
-    covered = {expected[name].data_ptr() for name in tensors}
-    missing = [name for name, t in expected.items() if t.data_ptr() not in covered]
-    if missing:
-        raise ValueError(f"{path}: lacks {len(missing)} tensors of this model, e.g. {missing[0]}")
-    return tensors
-
-
-def _read_tokenizer(directory: Path) -> PreTrainedTokenizerBase:
-    from transformers import AutoTokenizer
-
-    if not directory.is_dir():
-        raise ValueError(f"{directory}: missing tokenizer directory")
-    try:
-        return AutoTokenizer.from_pretrained(directory)
-    except (OSError, ValueError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{directory}: unreadable tokenizer ({exc})") from None
-
-
 def build_hf_policy(cfg: PolicyConfig, seed: int, corpus: Sequence[str] = ()) -> HFPolicy:
     """The :class:`HFPolicy` of ``cfg`` (``kind: hf``): model and tokenizer from
-    :func:`spo3.policies.hf_models.load_model_and_tokenizer`, LoRA, dtype and device as configured, and scoring at
-    the training temperature (1.0 when that is 0, i.e. greedy).
+    :func:`spo3.policies.hf_models.load_model_and_tokenizer`, LoRA, dtype, device and rollout engine
+    (``policy.backend``) as configured, and scoring at the training temperature (1.0 when that is 0, i.e. greedy).
 
     Args:
       cfg: the policy section of the configuration.
@@ -745,7 +359,12 @@ def build_hf_policy(cfg: PolicyConfig, seed: int, corpus: Sequence[str] = ()) ->
         model = model.to(cfg.device)
     except (RuntimeError, AssertionError) as exc:
         raise ValueError(f"policy.device: cannot place the model on {cfg.device!r} ({exc})") from exc
+    engine = None
+    if cfg.backend == "vllm":
+        from spo3.policies.engines.vllm import VLLMEngine
+
+        engine = VLLMEngine.colocated(model, tokenizer, cfg.model, cfg, seed)
     return HFPolicy(
         model, tokenizer, seed=seed, max_new_tokens=cfg.max_new_tokens, lora_rank=cfg.lora_rank,
-        lora_alpha=cfg.lora_alpha, score_temperature=cfg.temperature if cfg.temperature > 0 else 1.0,
+        lora_alpha=cfg.lora_alpha, score_temperature=cfg.temperature if cfg.temperature > 0 else 1.0, engine=engine,
     )

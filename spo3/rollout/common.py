@@ -9,22 +9,24 @@ the iteration.
 
 from __future__ import annotations
 
+import dataclasses
+
 import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Hashable
+from typing import Any, Callable, Hashable, Sequence
 
 import numpy as np
 import torch
 
-from spo3.envs.base import Observation, TextEnv, Transition
+from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 from spo3.envs.projection import project_action
 from spo3.envs.prompts import render_prompt
-from spo3.policies.base import PolicyInput, Response
+from spo3.policies.base import Policy, PolicyInput, Response
 from spo3.state.keys import Scope, state_key
 
-__all__ = ["Node", "RolloutResult", "RolloutStats", "StepSample", "Stepper", "TaskStream", "Trajectory"]
+__all__ = ["Node", "Outcome", "RolloutResult", "RolloutStats", "StepSample", "Stepper", "TaskStream", "Trajectory"]
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ class RolloutStats:
     expansions: int = 0
     env_failures: int = 0
     """Steps that ended their episode because the engine timed out or raised (``info["env_failure"]``, see
-    :class:`spo3.envs.guard.GuardedEnv`)."""
+    :class:`spo3.envs.guard.GuardedEnv`) or its worker process died (:mod:`spo3.envs.workers`)."""
     n_hist: Counter = field(default_factory=Counter)
     """How often each rollout count n of Eq. 3 was allocated (tree mode; before the budget cap)."""
     unseen_allocations: int = 0
@@ -169,6 +171,21 @@ class RolloutStats:
     time_generate: float = 0.0
     time_env: float = 0.0
     time_score: float = 0.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One response applied to its node."""
+
+    response: Response
+    child: Node
+    transition: Transition
+    action: str
+    """The action sent to the environment."""
+    valid: bool
+    """The reply parsed as a valid action."""
+    call: int = 0
+    """Index of the policy call (in this rollout) that sampled the response."""
 
 
 @dataclass
@@ -197,33 +214,95 @@ class Stepper:
         self.stats = stats
         self._ids = itertools.count()  # node ids, unique within one rollout
 
-    def root(self, env: TextEnv, task_id: str) -> Node:
+    def roots(self, envs: Sequence[TextEnv], tasks: Sequence[str]) -> list[Node]:
+        """The reset state of each task (all resets started before any is awaited). A reset whose worker died is
+        retried once on the restarted worker."""
         t0 = time.perf_counter()
-        obs = env.reset(task_id)
-        snap = env.snapshot()
+        pending = [env.begin_reset(task) for env, task in zip(envs, tasks)]
+        landed = []
+        for env, task, wait in zip(envs, tasks, pending):
+            try:
+                landed.append(wait())
+            except EnvError:
+                landed.append(env.begin_reset(task)())
         self.stats.time_env += time.perf_counter() - t0
-        key = state_key(obs.text, task_id, self.scope)
-        return Node(
-            obs=obs, snapshot=snap, state_anchor=obs.text, key=key, context=state_key(obs.text, task_id, "task"),
-            history=(), path_ids=(next(self._ids),), path_keys=(key,), path_anchors=(obs.text,),
-        )
+        roots = []
+        for (obs, snap), task_id in zip(landed, tasks):
+            key = state_key(obs.text, task_id, self.scope)
+            roots.append(Node(
+                obs=obs, snapshot=snap, state_anchor=obs.text, key=key, context=state_key(obs.text, task_id, "task"),
+                history=(), path_ids=(next(self._ids),), path_keys=(key,), path_anchors=(obs.text,),
+            ))
+        return roots
 
     def decision(self, node: Node) -> PolicyInput:
         prompt = render_prompt(node.obs, node.history, self.family, self.history_length)
         return PolicyInput(prompt=prompt, context=node.context, actions=node.obs.admissible_actions)
 
+    def root(self, env: TextEnv, task_id: str) -> Node:
+        return self.roots([env], [task_id])[0]
+
     def step(self, env: TextEnv, node: Node, response: Response) -> tuple[Node, Transition, str, bool]:
         """Restore ``node`` in ``env``, apply the parsed ``response``; return the child node, the transition, the
         action sent and whether the reply parsed as a valid action."""
-        action, valid = project_action(response.text, self.family)
         t0 = time.perf_counter()
-        env.restore(node.snapshot)
-        tr = env.step(action)
-        snap = env.snapshot()
+        outcome = self._land(node, *self._launch(env, node, response))
         self.stats.time_env += time.perf_counter() - t0
+        return outcome.child, outcome.transition, outcome.action, outcome.valid
+
+    def expand(
+        self, policy: Policy, requests: Sequence[tuple[TextEnv, Node, int]], temperature: float,
+        generators: Sequence[torch.Generator] | None = None,
+    ) -> list[tuple[PolicyInput, list[Outcome]]]:
+        """Sample ``n`` responses at each ``(env, node, n)`` and apply each to a restored snapshot of its node.
+
+        With environments in worker processes the batch is generated in two halves: the first half's steps are
+        sent to the workers before the second half is generated, so they overlap; every step is awaited only
+        once all are sent. (Sampling per half draws the same random stream for the tabular policy; a language
+        model draws one engine seed per half.) ``generators``: one random stream per request (its task's
+        :class:`TaskStream`), else the policy's own."""
+        inputs = [self.decision(node) for _, node, _ in requests]
+        halves = 2 if len(requests) > 1 and any(env.asynchronous for env, _, _ in requests) else 1
+        cut = (len(requests) + 1) // 2 if halves == 2 else len(requests)
+        launched: dict[int, list[tuple[Response, str, bool, Callable[[], tuple[Transition, Any]]]]] = {}
+        first_of = {node.obs.task_id: i for i, (_, node, _) in reversed(list(enumerate(requests)))}
+        call_of: dict[int, int] = {}
+        for part in (range(0, cut), range(cut, len(requests)))[:halves]:
+            t0 = time.perf_counter()
+            streams = [generators[i] for i in part] if generators is not None else None
+            responses = policy.sample([inputs[i] for i in part], [requests[i][2] for i in part], temperature, generators=streams)
+            self.stats.time_generate += time.perf_counter() - t0
+            call_of.update((i, self.stats.policy_calls) for i in part)
+            self.stats.policy_calls += 1
+            t0 = time.perf_counter()
+            # Game by game (all requests of one task id back to back): an environment that runs one game at a
+            # time (ALFWorld's shared engine) switches games at most once per task per half; results are unchanged.
+            for i in sorted(part, key=lambda i: (first_of[requests[i][1].obs.task_id], i)):
+                env, node, _ = requests[i]
+                launched[i] = [self._launch(env, node, r) for r in responses[i - part.start]]
+            self.stats.time_env += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = [
+            (inp, [dataclasses.replace(self._land(node, *step), call=call_of[i]) for step in launched[i]])
+            for i, ((_, node, _), inp) in enumerate(zip(requests, inputs))
+        ]
+        self.stats.time_env += time.perf_counter() - t0
+        return out
+
+    def _launch(self, env: TextEnv, node: Node, response: Response) -> tuple[Response, str, bool, Callable[[], tuple[Transition, Any]]]:
+        action, valid = project_action(response.text, self.family)
+        return response, action, valid, env.begin_transition(node.snapshot, action)
+
+    def _land(self, node: Node, response: Response, action: str, valid: bool, wait: Callable[[], tuple[Transition, Any]]) -> Outcome:
+        from spo3.envs.workers import WorkerDied
+
         self.stats.env_steps += 1
         self.stats.decisions += 1
         self.stats.valid_actions += int(valid)
+        try:
+            tr, snap = wait()
+        except WorkerDied:  # the episode ends here as a failure; its state is lost with the worker
+            tr, snap = Transition(node.obs, 0.0, True, False, False, {"env_failure": "worker died"}), node.snapshot
         self.stats.env_failures += int("env_failure" in tr.info)
         task_id = node.obs.task_id
         anchor = tr.observation.text if tr.changed else node.state_anchor
@@ -236,7 +315,7 @@ class Stepper:
             path_keys=node.path_keys + (key,), path_anchors=node.path_anchors + (anchor,),
             done=tr.done, won=tr.won, step_limit=bool(tr.info.get("truncated", False)), score=tr.info.get("score"),
         )
-        return child, tr, action, valid
+        return Outcome(response, child, tr, action, valid)
 
     @staticmethod
     def trajectory(node: Node, task_type: str, truncated: bool = False) -> Trajectory:

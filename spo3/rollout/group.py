@@ -13,7 +13,6 @@ the order changes no result: samples and trajectories are recorded in the batch 
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 from spo3.envs.base import TextEnv
@@ -60,35 +59,26 @@ def group_rollout(
     samples: list[StepSample] = []
     trajectories = []
     active: list[tuple[int, int, Node]] = []
-    first_of = {task: i for i, task in reversed(list(enumerate(tasks)))}  # a task id's first index: its game's rank
-    for i, (env, task) in enumerate(zip(envs, tasks)):
-        root = stepper.root(env, task)
+    for i, root in enumerate(stepper.roots(envs, tasks)):
         active += [(i, j, root) for j in range(group_size)]
 
     while active:
-        inputs = [stepper.decision(node) for _, _, node in active]
         generators = [streams[i].sampling for i, _, _ in active] if streams is not None else None
-        t0 = time.perf_counter()
-        responses = policy.sample(inputs, [1] * len(inputs), temperature, generators=generators)
-        stats.time_generate += time.perf_counter() - t0
-        stats.policy_calls += 1
-        by_game = sorted(range(len(active)), key=lambda k: (first_of[tasks[active[k][0]]], k))
-        stepped = {k: stepper.step(envs[active[k][0]], active[k][2], responses[k][0]) for k in by_game}
+        expanded = stepper.expand(policy, [(envs[i], node, 1) for i, _, node in active], temperature, generators)
         still_active = []
-        for k, ((i, j, node), inp, (response,)) in enumerate(zip(active, inputs, responses)):
-            child, tr, action, valid = stepped[k]
-            stats.generated_tokens += len(response.token_ids)
+        for (i, j, node), (inp, (out,)) in zip(active, expanded):
+            stats.generated_tokens += len(out.response.token_ids)
             samples.append(
                 StepSample(
-                    task_id=tasks[i], input=inp, response=response, action=action, valid=valid, key=node.key,
-                    next_key=child.key, anchor=node.obs.text, env_reward=tr.reward, won=tr.won, done=tr.done,
-                    group=i, traj=(i, j), call=stats.policy_calls - 1,
+                    task_id=tasks[i], input=inp, response=out.response, action=out.action, valid=out.valid,
+                    key=node.key, next_key=out.child.key, anchor=node.obs.text, env_reward=out.transition.reward,
+                    won=out.transition.won, done=out.transition.done, group=i, traj=(i, j), call=out.call,
                 )
             )
-            if child.done:
-                trajectories.append(Stepper.trajectory(child, envs[i].task_type(tasks[i])))
+            if out.child.done:
+                trajectories.append(Stepper.trajectory(out.child, envs[i].task_type(tasks[i])))
             else:
-                still_active.append((i, j, child))
+                still_active.append((i, j, out.child))
         active = still_active
     stats.task_finished = [group_size] * len(tasks)
     stats.task_steps = [sum(1 for s in samples if s.group == i) for i in range(len(tasks))]

@@ -34,8 +34,8 @@ import numpy as np
 
 from spo3.core.reward import step_reward
 from spo3.envs.base import TextEnv
-from spo3.policies.base import Policy, PolicyInput, Response
-from spo3.rollout.common import Node, RolloutResult, RolloutStats, StepSample, Stepper, TaskStream, Trajectory
+from spo3.policies.base import Policy, PolicyInput
+from spo3.rollout.common import Node, Outcome, RolloutResult, RolloutStats, StepSample, Stepper, TaskStream, Trajectory
 from spo3.state.keys import Scope
 from spo3.state.store import StoreSnapshot
 
@@ -129,9 +129,9 @@ class TreeSearch:
     # ------------------------------------------------------------------ the search
     def rounds(self) -> Iterator[list[StepSample]]:
         """Run the search, yielding each expansion round's step samples."""
+        roots = self.stepper.roots(self.envs, self.tasks)
         trees = []
-        for i, (env, task) in enumerate(zip(self.envs, self.tasks)):
-            root = self.stepper.root(env, task)
+        for i, (env, task, root) in enumerate(zip(self.envs, self.tasks, roots)):
             stream = self.streams[i] if self.streams is not None else None
             rng = stream.search if stream is not None else self.rng
             trees.append(_Tree(i, task, env.task_type(task), env, root, current=root, rng=rng, stream=stream))
@@ -140,15 +140,13 @@ class TreeSearch:
             requests = [(tree, *req) for tree in trees if (req := self._next_expansion(tree)) is not None]
             if not requests:
                 break
-            inputs = [self.stepper.decision(node) for _, node, _ in requests]
             generators = [tree.stream.sampling for tree, _, _ in requests] if self.streams is not None else None
-            t0 = time.perf_counter()
-            responses = self.policy.sample(inputs, [n for _, _, n in requests], self.temperature, generators=generators)
-            self.stats.time_generate += time.perf_counter() - t0
-            self.stats.policy_calls += 1
+            expanded = self.stepper.expand(
+                self.policy, [(tree.env, node, n) for tree, node, n in requests], self.temperature, generators
+            )
             round_samples: list[StepSample] = []
-            for (tree, node, _), inp, resps in zip(requests, inputs, responses):
-                round_samples += self._expand(tree, node, inp, resps)
+            for (tree, node, _), (inp, outcomes) in zip(requests, expanded):
+                round_samples += self._expand(tree, node, inp, outcomes)
             self.samples += round_samples
             yield round_samples
         self.stats.task_finished = [tree.finished for tree in trees]
@@ -187,22 +185,21 @@ class TreeSearch:
         tree.current = None
         return None
 
-    def _expand(self, tree: _Tree, node: Node, inp: PolicyInput, responses: list[Response]) -> list[StepSample]:
+    def _expand(self, tree: _Tree, node: Node, inp: PolicyInput, outcomes: list[Outcome]) -> list[StepSample]:
         # The sibling group is this expansion, not the node: a node expanded twice (the root, without
         # backtracking) gives two groups whose children were never compared with each other.
         siblings = (tree.index, self.stats.expansions)
         self.stats.expansions += 1
         children, samples = [], []
-        for response in responses:
-            child, tr, action, valid = self.stepper.step(tree.env, node, response)
-            self.stats.generated_tokens += len(response.token_ids)
-            children.append(child)
+        for out in outcomes:
+            self.stats.generated_tokens += len(out.response.token_ids)
+            children.append(out.child)
             samples.append(
                 StepSample(
-                    task_id=tree.task_id, input=inp, response=response, action=action, valid=valid, key=node.key,
-                    next_key=child.key, anchor=node.obs.text, env_reward=tr.reward, won=tr.won, done=tr.done,
-                    group=tree.index, traj=child.node_id, step_group=siblings,
-                    call=self.stats.policy_calls - 1,
+                    task_id=tree.task_id, input=inp, response=out.response, action=out.action, valid=out.valid,
+                    key=node.key, next_key=out.child.key, anchor=node.obs.text, env_reward=out.transition.reward,
+                    won=out.transition.won, done=out.transition.done, group=tree.index, traj=out.child.node_id,
+                    step_group=siblings, call=out.call,
                 )
             )
         tree.steps += len(children)

@@ -7,9 +7,10 @@ from typing import Sequence
 
 from spo3.config import EnvConfig, PolicyConfig
 from spo3.envs.base import TextEnv
+from spo3.envs.workers import EnvWorkerPool
 from spo3.policies.base import Policy
 
-__all__ = ["build_env", "build_policy", "env_corpus", "task_list"]
+__all__ = ["build_env", "build_policy", "env_corpus", "open_env_workers", "task_list"]
 
 
 def build_env(cfg: EnvConfig, seed: int = 0) -> TextEnv:
@@ -35,6 +36,12 @@ def build_env(cfg: EnvConfig, seed: int = 0) -> TextEnv:
             max_steps=cfg.max_steps, reward_scale=cfg.reward_scale,
         )
     raise ValueError(f"env.name: unknown environment {cfg.name!r}")
+
+
+def open_env_workers(cfg: EnvConfig, env: TextEnv) -> EnvWorkerPool | None:
+    """``cfg.workers`` worker processes, each holding a forked copy of ``env`` (as restarted workers do), or
+    ``None`` for ``workers: 0``."""
+    return EnvWorkerPool(lambda: env, cfg.workers) if cfg.workers > 0 else None
 
 
 def task_list(env: TextEnv, cfg: EnvConfig, split: str, seed: int = 0) -> list[str]:

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 import yaml
 
-from spo3.training.builders import build_env, build_policy, env_corpus, task_list
+from spo3.envs.workers import worker_envs
+from spo3.training.builders import build_env, build_policy, env_corpus, open_env_workers, task_list
 from spo3.training.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from spo3.training.run_dir import ResumePoint, RunLock, fingerprint, log_config_changes, remove_leftovers, resume_point
 from spo3.config import ConfigError, TrainConfig
@@ -307,6 +308,7 @@ def _train(
         if not dist.is_main:
             point = resume_point(run_dir, run_fingerprint, resume, allow_config_change)
     corpus = env_corpus(env, train_tasks) if cfg.policy.kind == "hf" else ()
+    pool = open_env_workers(cfg.env, env)  # forked before the policy exists: the workers stay small
     policy = build_policy(cfg.policy, cfg.seed, corpus)
     prepare_policy(dist, policy)
     optimizer = build_optimizer(policy, cfg.optim)
@@ -382,7 +384,10 @@ def _train(
         snapshot = dist.broadcast(store.snapshot() if dist.is_main else None)  # rank 0 owns the store
 
         # rollout -> rewards -> advantages -> update (3SPO scores against a frozen store snapshot)
-        result, updates = _rollout_and_update(cfg, [env] * len(tasks), tasks, policy, optimizer, snapshot, streams, dist, offset)
+        envs = worker_envs(pool, len(tasks)) if pool is not None else [env] * len(tasks)
+        result, updates = _rollout_and_update(cfg, envs, tasks, policy, optimizer, snapshot, streams, dist, offset)
+        if pool is not None:
+            pool.release()
 
         # statistics: rank 0 folds every process's finished trajectories into the store, logs and checkpoints
         gathered = gather_result(dist, result, _sample_counts(cfg, result.samples))
@@ -424,6 +429,8 @@ def _train(
             progress.set_postfix(success=f"{record['success_rate']:.2f}", states=record["unique_states"])
     if progress is not None:
         progress.close()
+    if pool is not None:
+        pool.close()
     if logger is not None:
         logger.close()
         cost = {

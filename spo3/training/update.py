@@ -70,6 +70,8 @@ def ppo_update(
             old[g] = recorded if recorded is not None else policy.token_scores(inp, resp, entropy=False).logprobs
             ref[g] = policy.reference_logprobs(inp, resp)
 
+    gap = _sampling_logprob_gap(old, micro, responses)
+
     params = [p for p in policy.parameters() if p.requires_grad]
     sums: dict[str, float] = defaultdict(float)
     grad_norm = 0.0
@@ -101,4 +103,20 @@ def ppo_update(
     if steps:
         out["grad_norm"] = grad_norm / steps
     out.update(optimizer_steps=steps, skipped_steps=skipped)
+    if gap is not None:
+        out["sampling_logprob_gap"] = gap
     return out
+
+
+def _sampling_logprob_gap(old: dict[int, torch.Tensor], micro: list[range], responses: Sequence) -> float | None:
+    """Mean ``|recomputed - sampling|`` log-probability over the response tokens that carry sampling
+    log-probabilities: how far the rollout engine's numbers (vLLM's kernels, another precision) are from the
+    trainer's, over the micro-batches that step. Logged only: with ``optim.reuse_sampling_logprobs`` only the HF
+    engine's (the trainer's own model, unchanged weights) stand in for recomputed ones; any other engine's never do."""
+    diffs = []
+    for g, tensor in old.items():
+        for row, i in enumerate(micro[g]):
+            sampled = responses[i].logprobs
+            if sampled:
+                diffs.append((tensor[row, : len(sampled)].double() - torch.tensor(sampled, dtype=torch.float64)).abs())
+    return float(torch.cat(diffs).mean()) if diffs else None

@@ -9,10 +9,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import spo3.policies.hf as hf_module
+import spo3.policies.scoring as scoring_module
 from spo3.training.builders import build_policy
 from spo3.config import PolicyConfig
 from spo3.policies.base import Response
+from spo3.policies.engines.base import Generated, GenerationEngine
 from spo3.policies.hf import HFPolicy, token_logprobs_and_entropy
 from spo3.policies.hf_models import tiny_qwen2
 from spo3.policies.tabular import TabularPolicy, format_action
@@ -175,7 +176,7 @@ def test_token_logprobs_and_entropy_golden():
 
 
 def test_chunked_scores_and_gradients_equal_the_naive_formulas(monkeypatch):
-    monkeypatch.setattr(hf_module, "_SCORE_CHUNK_ELEMENTS", 7 * 11)  # 7 positions per chunk: 3 chunks
+    monkeypatch.setattr(scoring_module, "_SCORE_CHUNK_ELEMENTS", 7 * 11)  # 7 positions per chunk: 3 chunks
     torch.manual_seed(0)
     logits = torch.randn(3, 5, 11, requires_grad=True)
     targets = torch.randint(0, 11, (3, 5))
@@ -438,14 +439,14 @@ def test_recorded_logprobs_only_for_the_scoring_distribution_and_current_weights
 
 
 def test_recorded_logprobs_never_come_from_an_external_engine(make_policy):
-    class Engine:  # continues every prompt with the same tokens and made-up log-probs
-        def generate(self, prompts, n, temperature, max_new_tokens, stop_ids, seed):
-            return [[hf_module.Generated((5, 6, stop_ids[0]), (-0.1, -0.2, -0.3))] * k for k in n]
+    class Engine(GenerationEngine):  # continues every prompt with the same tokens and made-up log-probs
+        def generate(self, prompts, n, spec):
+            return [[Generated((5, 6, spec.stop_ids[0]), (-0.1, -0.2, -0.3))] * k for k in n]
 
-        def update_weights(self, weights):
+        def load_weights(self, weights):
             list(weights)
 
-    policy = make_policy(backend=Engine())
+    policy = make_policy(engine=Engine())
     (replies,) = policy.sample(DECISIONS[:1], [2], temperature=1.0)
     assert replies[0].logprobs == (-0.1, -0.2, -0.3) and replies[0].weights_version is None
     assert policy.recorded_logprobs(replies) is None

@@ -1,0 +1,256 @@
+"""Environments in worker processes (``env.workers: N``), behind the ordinary :class:`TextEnv` interface.
+
+:class:`EnvWorkerPool` starts N processes, each building its own environment with the given factory. A
+:class:`WorkerEnv` is the trainer-side proxy of one worker. Snapshots never cross the process boundary: the worker
+keeps every snapshot it takes and the proxy hands out a :class:`SnapshotHandle` (worker, incarnation, id), which is
+what rollout nodes hold and what ``restore`` takes back. Restoring, the tree search's way of branching, thus costs
+one small message, whatever the environment's state size. :meth:`EnvWorkerPool.release` drops the snapshots of an
+iteration once the rollout is over.
+
+Requests are pipelined: :meth:`WorkerEnv.begin_transition` sends "restore, step, snapshot" and returns at once, so
+one batch's steps run in all workers at the same time (and, in :class:`spo3.rollout.common.Stepper`, while the next
+half-batch is generated); the answer is read when it is needed.
+
+Faults: a worker that dies (killed, crashed in native code) is detected when its answer is awaited. It is
+restarted at once with a fresh environment; everything it held is gone, so the pending request and every later
+use of one of its old handles raise :class:`WorkerDied`, and the rollout ends those episodes as failures.
+:attr:`EnvWorkerPool.deaths` counts the restarts.
+
+Workers are forked (no pickling of the factory or the environment); environments must not rely on threads.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from spo3.envs.base import EnvError, Observation, TextEnv, Transition
+
+__all__ = ["EnvWorkerPool", "SnapshotHandle", "WorkerDied", "WorkerEnv", "worker_envs"]
+
+
+class WorkerDied(EnvError):
+    """The environment worker process died; the episode state it held is lost."""
+
+
+@dataclass(frozen=True)
+class SnapshotHandle:
+    """A snapshot kept in a worker process."""
+
+    worker: int
+    incarnation: int
+    """Which start of the worker took it: a restarted worker no longer has it."""
+    id: int
+
+
+def _serve(conn: Any, factory: Callable[[], TextEnv]) -> None:
+    """The worker loop: one environment, its snapshots by id, one request at a time."""
+    env = factory()
+    snapshots: dict[int, Any] = {}
+
+    def keep() -> int:
+        snapshots[len(snapshots)] = env.snapshot()
+        return len(snapshots) - 1
+
+    while True:
+        try:
+            ticket, op, args = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            if op == "transition":
+                env.restore(snapshots[args[0]])
+                result: Any = (env.step(args[1]), keep())
+            elif op == "reset":
+                result = (env.reset(args[0]), keep())
+            elif op == "snapshot":
+                result = keep()
+            elif op == "restore":
+                result = env.restore(snapshots[args[0]])
+            elif op == "release":
+                snapshots.clear()
+                result = None
+            else:  # a plain TextEnv method or attribute
+                attr = getattr(env, op)
+                result = attr(*args) if callable(attr) else attr
+            conn.send((ticket, True, result))
+        except Exception as exc:  # noqa: BLE001 - the trainer re-raises it
+            conn.send((ticket, False, exc))
+        if op == "close":
+            return
+
+
+class _Worker:
+    def __init__(self, ctx: Any, factory: Callable[[], TextEnv]) -> None:
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=_serve, args=(child, factory), daemon=True)
+        self.process.start()
+        child.close()  # so that the worker's death closes the pipe
+        self.tickets = 0
+        self.answers: dict[int, tuple[bool, Any]] = {}
+
+
+class EnvWorkerPool:
+    """N environment worker processes.
+
+    Args:
+      factory: builds one environment (called in each worker, and again when a worker is restarted).
+      workers: number of processes (>= 1).
+    """
+
+    def __init__(self, factory: Callable[[], TextEnv], workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"EnvWorkerPool: workers={workers} must be >= 1")
+        self._ctx = mp.get_context("fork")
+        self._factory = factory
+        self._workers = [_Worker(self._ctx, factory) for _ in range(workers)]
+        self.incarnations = [0] * workers
+        self.deaths = 0
+        """Workers restarted after dying, in all."""
+        self.envs = [WorkerEnv(self, i) for i in range(workers)]
+        """One proxy per worker."""
+
+    def __len__(self) -> int:
+        return len(self._workers)
+
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers]
+
+    def submit(self, worker: int, op: str, *args: Any) -> Callable[[], Any]:
+        """Send a request; the returned callable waits for its answer (raising the worker's exception, or
+        :class:`WorkerDied`)."""
+        w, incarnation = self._workers[worker], self.incarnations[worker]
+        ticket = w.tickets
+        w.tickets += 1
+        try:
+            w.conn.send((ticket, op, args))
+        except (BrokenPipeError, OSError):
+            pass  # noticed when the answer is awaited
+        return lambda: self._answer(worker, incarnation, ticket)
+
+    def call(self, worker: int, op: str, *args: Any) -> Any:
+        return self.submit(worker, op, *args)()
+
+    def _answer(self, worker: int, incarnation: int, ticket: int) -> Any:
+        if incarnation != self.incarnations[worker]:
+            raise WorkerDied(f"environment worker {worker} died before answering")
+        w = self._workers[worker]
+        while ticket not in w.answers:
+            try:
+                while not w.conn.poll(1.0):
+                    if not w.process.is_alive():
+                        raise EOFError
+                got, ok, value = w.conn.recv()
+            except (EOFError, OSError):
+                self._restart(worker)
+                raise WorkerDied(f"environment worker {worker} died (exit code {w.process.exitcode}); restarted") from None
+            w.answers[got] = (ok, value)
+        ok, value = w.answers.pop(ticket)
+        if not ok:
+            raise value
+        return value
+
+    def _restart(self, worker: int) -> None:
+        old = self._workers[worker]
+        old.process.join(timeout=1.0)
+        old.conn.close()
+        self._workers[worker] = _Worker(self._ctx, self._factory)
+        self.incarnations[worker] += 1
+        self.deaths += 1
+
+    def release(self) -> None:
+        """Every worker drops its snapshots (handles taken so far become invalid)."""
+        for pending in [self.submit(i, "release") for i in range(len(self))]:
+            try:
+                pending()
+            except WorkerDied:
+                pass
+
+    def close(self) -> None:
+        for w in self._workers:
+            try:
+                w.conn.send((-1, "close", ()))
+            except (BrokenPipeError, OSError):
+                pass
+        for w in self._workers:
+            w.process.join(timeout=5.0)
+            if w.process.is_alive():
+                w.process.kill()
+            w.conn.close()
+
+    def __enter__(self) -> EnvWorkerPool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class WorkerEnv(TextEnv):
+    """The trainer-side proxy of one worker's environment: every :class:`TextEnv` method works across the process
+    boundary, snapshots are :class:`SnapshotHandle`s."""
+
+    asynchronous = True
+
+    def __init__(self, pool: EnvWorkerPool, worker: int) -> None:
+        self.pool, self.worker = pool, worker
+        self.family = pool.call(worker, "family")
+        self.max_steps = pool.call(worker, "max_steps")
+        self._task_types: dict[str, str] = {}
+
+    def tasks(self, split: str) -> list[str]:
+        return self.pool.call(self.worker, "tasks", split)
+
+    def task_type(self, task_id: str) -> str:
+        if task_id not in self._task_types:
+            self._task_types[task_id] = self.pool.call(self.worker, "task_type", task_id)
+        return self._task_types[task_id]
+
+    def walkthrough(self, task_id: str) -> list[str] | None:
+        return self.pool.call(self.worker, "walkthrough", task_id)
+
+    def reset(self, task_id: str) -> Observation:
+        return self.pool.call(self.worker, "reset", task_id)[0]
+
+    def step(self, action: str) -> Transition:
+        return self.pool.call(self.worker, "step", action)
+
+    def snapshot(self) -> SnapshotHandle:
+        return self._handle(self.pool.call(self.worker, "snapshot"))
+
+    def restore(self, snapshot: Any) -> Observation:
+        return self.pool.call(self.worker, "restore", self._own(snapshot))
+
+    def begin_reset(self, task_id: str) -> Callable[[], tuple[Observation, SnapshotHandle]]:
+        pending = self.pool.submit(self.worker, "reset", task_id)
+        return lambda: self._with_handle(pending())
+
+    def begin_transition(self, snapshot: Any, action: str) -> Callable[[], tuple[Transition, SnapshotHandle]]:
+        try:
+            snapshot_id = self._own(snapshot)
+        except WorkerDied as exc:
+            lost = exc
+
+            def raise_lost() -> tuple[Transition, SnapshotHandle]:
+                raise lost
+            return raise_lost
+        pending = self.pool.submit(self.worker, "transition", snapshot_id, action)
+        return lambda: self._with_handle(pending())
+
+    def _with_handle(self, answer: tuple[Any, int]) -> tuple[Any, SnapshotHandle]:
+        return answer[0], self._handle(answer[1])
+
+    def _handle(self, snapshot_id: int) -> SnapshotHandle:
+        return SnapshotHandle(self.worker, self.pool.incarnations[self.worker], snapshot_id)
+
+    def _own(self, snapshot: Any) -> int:
+        if not isinstance(snapshot, SnapshotHandle) or snapshot.worker != self.worker:
+            raise EnvError(f"worker {self.worker}: not one of its snapshots: {snapshot!r}")
+        if snapshot.incarnation != self.pool.incarnations[self.worker]:
+            raise WorkerDied(f"environment worker {self.worker} died since this snapshot was taken")
+        return snapshot.id
+
+
+def worker_envs(pool: EnvWorkerPool, count: int) -> Sequence[WorkerEnv]:
+    """``count`` environments for the tasks of a batch, spread round-robin over the pool's workers."""
+    return [pool.envs[i % len(pool)] for i in range(count)]

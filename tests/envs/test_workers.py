@@ -1,0 +1,130 @@
+"""Environments in worker processes: the TextEnv interface across the process boundary, the same rollouts as in
+process, and a worker killed mid-rollout (restarted; its episodes end as counted failures)."""
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from spo3.config import load_config
+from spo3.envs.workers import EnvWorkerPool, SnapshotHandle, WorkerDied, worker_envs
+from spo3.metrics import read_metrics
+from spo3.policies.tabular import TabularPolicy
+from spo3.rollout.group import group_rollout
+from spo3.rollout.tree import TreeSearch, TreeSettings
+from spo3.state.store import StateStore
+from spo3.training.builders import build_env
+from spo3.training.loop import train
+
+GAMES = ["env.textworld.challenge=tw-coin_collector", "env.textworld.level=5", "env.textworld.train_seeds=[0,1]"]
+
+
+@pytest.fixture(scope="module")
+def textworld():
+    cfg = load_config(None, GAMES)
+    env = build_env(cfg.env)
+    yield env
+    env.close()
+
+
+@pytest.fixture
+def pool(textworld):
+    with EnvWorkerPool(lambda: textworld, 2) as pool:
+        yield pool
+
+
+def test_snapshot_and_restore_work_across_the_process_boundary(pool, textworld):
+    remote = pool.envs[1]
+    task = textworld.tasks("train")[0]
+    assert remote.tasks("train") == textworld.tasks("train") and remote.family == textworld.family
+    first = remote.reset(task)
+    assert first == textworld.reset(task)
+    start = remote.snapshot()
+    assert isinstance(start, SnapshotHandle) and start.worker == 1
+    action = first.admissible_actions[0]
+    stepped = remote.step(action)
+    assert stepped == textworld.step(action)
+    assert remote.restore(start) == first  # back at the start: the same observation and the same future
+    assert remote.step(action) == stepped
+    (tr, after), (tr2, _) = remote.begin_transition(start, action)(), remote.begin_transition(start, action)()
+    assert tr == tr2 == stepped and after.worker == 1
+    with pytest.raises(Exception, match="not one of its snapshots"):
+        pool.envs[0].restore(start)
+
+
+def rollouts(envs, tasks, seed=0):
+    group = group_rollout(envs, tasks, TabularPolicy(seed=seed), group_size=3, temperature=1.0)
+    search = TreeSearch(envs, tasks, TabularPolicy(seed=seed), StateStore().snapshot(),
+                        TreeSettings(max_trajectories=3, max_env_steps=30), np.random.default_rng(seed))
+    for _ in search.rounds():
+        pass
+    return group, search.result
+
+
+def test_worker_rollouts_equal_in_process_rollouts(pool, textworld):
+    tasks = textworld.tasks("train") * 2
+    local = rollouts([textworld] * len(tasks), tasks)
+    remote = rollouts(worker_envs(pool, len(tasks)), tasks)
+    for a, b in zip(local, remote):
+        assert [(s.key, s.action, s.next_key, s.won) for s in a.samples] == [(s.key, s.action, s.next_key, s.won) for s in b.samples]
+        assert a.trajectories == b.trajectories
+    # with workers the batch went to the policy in two halves, overlapping the first half's steps
+    assert remote[0].stats.policy_calls == 2 * local[0].stats.policy_calls
+
+
+class KillingPolicy(TabularPolicy):
+    """Kills worker 0 with SIGKILL during its ``at``-th sampling call (its earlier steps are then in flight)."""
+
+    def __init__(self, pool, at):
+        super().__init__(seed=0)
+        self.pool, self.at, self.calls = pool, at, 0
+
+    def sample(self, inputs, n, temperature=1.0, generators=None):
+        self.calls += 1
+        if self.calls == self.at:
+            os.kill(self.pool.pids()[0], signal.SIGKILL)
+        return super().sample(inputs, n, temperature, generators)
+
+
+@pytest.mark.parametrize("mode", ["group", "tree"])
+def test_a_killed_worker_is_restarted_and_its_episodes_fail(pool, textworld, mode):
+    tasks = textworld.tasks("train")
+    envs = worker_envs(pool, len(tasks))
+    old_pid = pool.pids()[0]
+    policy = KillingPolicy(pool, at=4)
+    if mode == "group":
+        result = group_rollout(envs, tasks, policy, group_size=2, temperature=1.0)
+    else:
+        search = TreeSearch(envs, tasks, policy, StateStore().snapshot(), TreeSettings(max_trajectories=3, max_env_steps=30),
+                            np.random.default_rng(0))
+        for _ in search.rounds():
+            pass
+        result = search.result
+    assert pool.deaths == 1 and pool.pids()[0] != old_pid
+    assert result.stats.env_failures >= 1
+    failed = [s for s in result.samples if s.task_id == tasks[0] and s.done and not s.won]
+    assert failed, "the killed worker's episode did not end as a failure"
+    assert all(t.task_id in tasks for t in result.trajectories)
+    # the restarted worker serves new episodes; the other worker never noticed
+    assert envs[0].reset(tasks[0]).task_id == tasks[0] and envs[1].reset(tasks[1]).task_id == tasks[1]
+    with pytest.raises(WorkerDied):
+        envs[0].restore(SnapshotHandle(0, 0, 0))  # a handle of the dead incarnation
+
+
+def test_training_with_workers_matches_in_process(tmp_path):
+    def run(name, *extra):
+        cfg = load_config(None, [
+            *GAMES, "iterations=2", "tasks_per_iteration=2", "algo.max_trajectories=3", "eval.every=0",
+            "eval.episodes=2", "env.eval_split=train", "log.progress=false", f"log.output_dir={tmp_path}",
+            f"log.run_name={name}", *extra,
+        ])
+        return [r for r in read_metrics(train(cfg)) if r["iteration"] > 0]
+
+    def same(record):  # what must not depend on where the environments run
+        return {k: v for k, v in record.items() if k not in ("time", "eval", "policy_calls")}
+
+    local, remote = run("local"), run("workers", "env.workers=2")
+    assert [same(r) for r in local] == [same(r) for r in remote]
+    assert all(r["env_failures"] == 0 for r in remote)
+    assert all(w["policy_calls"] > s["policy_calls"] for s, w in zip(local, remote))  # generation split to overlap
