@@ -61,7 +61,7 @@ def run(label: str, overrides: list[str], out: Path) -> tuple[float, list[dict],
     calls = {"updates": 0, "optimizer_steps": 0}
     update = release_update if label == "before" else ppo_update
 
-    def counted(policy, optimizer, samples, optim):
+    def counted(policy, optimizer, samples, optim, dist=None):
         diag = update(policy, optimizer, samples, optim)
         calls["updates"] += 1
         calls["optimizer_steps"] += diag["optimizer_steps"]
