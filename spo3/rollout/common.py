@@ -126,6 +126,10 @@ class RolloutStats:
     valid_actions: int = 0
     decisions: int = 0
     truncations: int = 0
+    retries: int = 0
+    """Truncated states expanded anyway (truncation="recoverable")."""
+    retries_won: int = 0
+    """Retried states with a won trajectory through them this iteration."""
     expansions: int = 0
     n_hist: Counter = field(default_factory=Counter)
     """How often each rollout count n of Eq. 3 was allocated (tree mode; before the budget cap)."""
