@@ -240,3 +240,18 @@ def test_the_expansion_trace_records_s_and_n_and_changes_nothing(tmp_path):
     first = trace[0]
     assert first["iteration"] == 1 and first["score"] == 1.0 and first["n"] == 8  # a new state: S = 1, n = G_max
     assert len(first["actions"]) == len(first["rewards"]) == len(first["won"]) <= first["n"]
+
+
+def test_allocation_variants_in_training(tmp_path):
+    """Issue 9's flags reach the search: recoverable truncation retries truncated states (absorbing never does),
+    min_siblings removes n = 1, and retries and recovered states are logged every iteration."""
+    common = ("algo.xi=1", "iterations=6", "eval.every=0")
+    absorbing = read_metrics(train(config(tmp_path, "3spo", "absorbing", *common), env=maze()))
+    recoverable = read_metrics(train(config(
+        tmp_path, "3spo", "recoverable", *common, "algo.truncation=recoverable", "algo.truncation_retry=1.0"), env=maze()))
+    assert sum(r["truncations"] for r in absorbing) > 0
+    assert all(r["truncation_retries"] == 0 and r["recovered_states"] == 0 for r in absorbing)
+    assert sum(r["truncation_retries"] for r in recoverable) > 0
+    assert all(r["recovered_states"] >= 0 and r["truncation_retries_won"] <= r["truncation_retries"] for r in recoverable)
+    floored = read_metrics(train(config(tmp_path, "3spo", "floored", *common, "algo.min_siblings=2"), env=maze()))
+    assert not any("1" in r["n_hist"] for r in floored) and any("1" in r["n_hist"] for r in absorbing)

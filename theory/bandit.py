@@ -19,10 +19,15 @@ Allocators (the rule that decides which arms get rollouts at visit i):
 * ``"uniform"``: one rollout through an arm drawn uniformly (reference: linear regret).
 * ``"oracle"``: one rollout through the target a_w = argmin p (reference: zero regret).
 
-Truncation is absorbing: an arm with S = 0 gets no rollouts from the score-driven allocators, so its counts and
-hence its score never change again. Forced exploration (``explore = c > 0``, proportional only) replaces the draw
-by a rollout through the least-sampled untruncated arm whenever some untruncated arm has N(a) < c ln i; this is
-the "N_i(a) >= c ln i" condition of T1 (ranked DFS trying unexplored children is one way to get it).
+Truncation is absorbing by default: an arm with S = 0 gets no rollouts from the score-driven allocators, so its
+counts and hence its score never change again. With ``truncation="recoverable"`` (the trainer's
+``algo.truncation``) every truncated arm is retried at each visit with probability
+:func:`spo3.core.score.retry_probability` (one extra rollout, or ``min_siblings`` under "integer"). Forced
+exploration (``explore = c > 0``) uses the trainer's :func:`spo3.core.score.under_explored` with the parent's
+count i - 1, i.e. N(a) < c ln i: under "proportional" the draw is replaced by a rollout through the
+least-sampled such untruncated arm (the "N_i(a) >= c ln i" condition of T1); under "integer" such an arm gets
+n >= 2 (:func:`spo3.core.score.forced_rollouts`, the trainer's rule). ``params.min_siblings`` and
+``params.score_clock`` act through the core functions exactly as in the trainer.
 
 The off-target share of a visit is the fraction of its rollouts sent to arms other than a_w; for the proportional
 allocator on a free visit it is the expected fraction sum_{a != a_w} pi_i(a) (the regret R(I) = E sum_i of it is
@@ -36,7 +41,17 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from spo3.core.score import ScoreParams, num_rollouts_unchecked, state_score, state_score_unchecked
+from spo3.core.score import (
+    ScoreParams,
+    forced_rollouts,
+    num_rollouts_unchecked,
+    retry_probability,
+    state_score,
+    state_score_unchecked,
+    under_explored,
+)
+
+TRUNCATIONS = ("absorbing", "recoverable")
 
 __all__ = [
     "ALLOCATORS",
@@ -45,6 +60,8 @@ __all__ = [
     "Visit",
     "checkpoint_visits",
     "first_truncation",
+    "visit_state",
+    "StateVisits",
     "sample_paths",
     "simulate",
     "target_arm",
@@ -108,8 +125,8 @@ class ArmCounts:
         return state_score_unchecked(self.n_total, self.n_success, self.t, self.params)
 
     def rollouts(self) -> np.ndarray:
-        """Eq. 3 rollout count ceil(G_max S) of every arm, int64 ``(K, seeds)``."""
-        return num_rollouts_unchecked(self.scores(), self.params.g_max)
+        """Eq. 3 rollout count ceil(G_max S) (with the sibling floor) of every arm, int64 ``(K, seeds)``."""
+        return num_rollouts_unchecked(self.scores(), self.params.g_max, self.params.min_siblings)
 
     def record(self, pulls: np.ndarray, successes: np.ndarray, launched: np.ndarray | None = None) -> None:
         """Fold one visit's rollouts in: ``pulls`` and ``successes`` are ``(K, seeds)`` counts (int or float),
@@ -149,6 +166,8 @@ def visit(
     i: int,
     rng: np.random.Generator,
     explore: float = 0.0,
+    truncation: str = "absorbing",
+    retry: float = 0.5,
     *,
     target: int | None = None,
 ) -> Visit:
@@ -163,7 +182,9 @@ def visit(
       allocator: one of :data:`ALLOCATORS`.
       i: visit index, >= 1 (forced exploration keeps N(a) >= explore * ln i).
       rng: random generator (the only source of randomness).
-      explore: forced-exploration constant c >= 0 (proportional allocator only).
+      explore: forced-exploration constant c >= 0 (proportional and integer allocators).
+      truncation: "absorbing" or "recoverable" (truncated arms retried with ``retry_probability(N, xi, retry)``).
+      retry: the rho of recoverable truncation.
       target: ``target_arm(probs)`` when the caller has already checked it (:func:`simulate` does, once).
 
     Returns:
@@ -188,8 +209,16 @@ def visit(
     score_share = off_scores / total if alive.all() else np.where(alive, off_scores / np.where(alive, total, 1.0), 0.0)
     forced = np.zeros(seeds, dtype=bool)
 
+    retried = np.zeros((k, seeds), dtype=bool)
+    if truncation == "recoverable":
+        p_retry = retry_probability(counts.n_total, counts.params.xi, retry)
+        retried = (scores == 0) & (counts.n_total > 0) & (rng.random((k, seeds)) < p_retry)
+
     if allocator == "integer":
-        pulls = num_rollouts_unchecked(scores, counts.params.g_max)
+        pulls = num_rollouts_unchecked(scores, counts.params.g_max, counts.params.min_siblings)
+        if explore > 0:
+            pulls = forced_rollouts(pulls, under_explored(counts.n_total, i - 1, explore))
+        pulls = np.where(retried, counts.params.min_siblings, pulls)
         successes = rng.binomial(pulls, probs[:, None])
         launched = pulls.sum(axis=0)
         off_target = np.where(launched > 0, (launched - pulls[target]) / np.maximum(launched, 1), 0.0)
@@ -205,7 +234,7 @@ def visit(
             arm += (below <= draw).view(np.int8) if k <= 127 else below <= draw
         off_target = score_share
         if explore > 0:
-            starved = (counts.n_total < explore * np.log(i)) & (scores > 0)
+            starved = under_explored(counts.n_total, i - 1, explore) & (scores > 0)
             forced = starved.any(axis=0)
             least_sampled = np.argmin(np.where(starved, counts.n_total, np.inf), axis=0)
             arm = np.where(forced, least_sampled, arm)
@@ -226,8 +255,16 @@ def visit(
     pulled = arm == np.arange(k, dtype=arm.dtype)[:, None]
     if not launched.all():
         pulled &= launched
+    pulls = pulled.astype(np.float64)
     successes = (pulled & won).astype(np.float64)
-    return Visit(pulled.astype(np.float64), successes, off_target, score_share, forced, launched)
+    if truncation == "recoverable":  # each retry is one more rollout of the visit
+        extra = retried.sum(axis=0)
+        extra_off = extra - retried[target]
+        n_launched = launched.astype(np.float64)
+        off_target = np.where(extra > 0, (off_target * n_launched + extra_off) / np.maximum(n_launched + extra, 1), off_target)
+        pulls += retried
+        successes += retried & (rng.random((k, seeds)) < probs[:, None])
+    return Visit(pulls, successes, off_target, score_share, forced, launched)
 
 
 def checkpoint_visits(visits: int, count: int) -> np.ndarray:
@@ -302,6 +339,8 @@ def simulate(
     explore: float = 0.0,
     seed: int = 0,
     n_checkpoints: int = 64,
+    truncation: str = "absorbing",
+    retry: float = 0.5,
 ) -> BanditRun:
     """Run ``visits`` visits of one K-armed state for ``seeds`` independent copies at once.
 
@@ -311,9 +350,11 @@ def simulate(
       allocator: one of :data:`ALLOCATORS`.
       params: score hyper-parameters (default: the paper's).
       seeds: number of independent copies S >= 1, simulated together (no Python loop over seeds).
-      explore: forced-exploration constant c >= 0 (N(a) >= c ln i); only for ``"proportional"``.
+      explore: forced-exploration constant c >= 0 (N(a) >= c ln i); for ``"proportional"`` and ``"integer"``.
       seed: seed of the random generator; the same arguments give the same result.
       n_checkpoints: about how many log-spaced visits keep per-seed records.
+      truncation: one of :data:`TRUNCATIONS`; "recoverable" applies to the score-driven allocators.
+      retry: the rho of recoverable truncation, in (0, 1].
 
     Returns:
       the :class:`BanditRun`.
@@ -325,11 +366,13 @@ def simulate(
         raise ValueError(f"unknown allocator {allocator!r}; expected one of {ALLOCATORS}")
     if visits < 1 or seeds < 1:
         raise ValueError(f"simulate needs visits >= 1 and seeds >= 1, got visits={visits}, seeds={seeds}")
-    if explore < 0 or (explore > 0 and allocator != "proportional"):
+    if explore < 0 or (explore > 0 and allocator not in ("proportional", "integer")):
         raise ValueError(
-            f"explore={explore!r}: forced exploration needs a constant >= 0 and applies to the proportional "
-            "allocator only (integer allocation already gives every untruncated arm >= 1 rollout per visit)"
+            f"explore={explore!r}: forced exploration needs a constant >= 0 and applies to the proportional and "
+            "integer allocators only"
         )
+    if truncation not in TRUNCATIONS or not 0 < retry <= 1:
+        raise ValueError(f"truncation={truncation!r}, retry={retry!r}: expected one of {TRUNCATIONS} and retry in (0, 1]")
     rng = np.random.default_rng(seed)
     counts = ArmCounts(seeds, probs.size, params)
     checkpoints = checkpoint_visits(visits, n_checkpoints)
@@ -342,7 +385,7 @@ def simulate(
     forced_off_target = np.zeros(seeds, dtype=np.int64)
     next_checkpoint = 0
     for i in range(1, visits + 1):
-        step = visit(counts, probs, allocator, i, rng, explore, target=target)
+        step = visit(counts, probs, allocator, i, rng, explore, truncation, retry, target=target)
         regret += step.off_target
         off_target[i - 1] = step.off_target.sum() / seeds  # the mean, without np.mean's Python-level overhead
         score_share[i - 1] = off_target[i - 1] if step.score_share is step.off_target else step.score_share.sum() / seeds
@@ -446,3 +489,56 @@ def first_truncation(
         successes = cumulative[-1]
         done += block
     return first
+
+
+@dataclass(frozen=True)
+class StateVisits:
+    """Result of :func:`visit_state`, for ``S`` seeds.
+
+    Attributes:
+      truncated_at_end: bool ``(S,)``, S = 0 after the last visit.
+      ever_truncated: bool ``(S,)``, S = 0 after some visit.
+      rollouts: int64 ``(S,)``, rollouts the state received (its final N_total).
+      recovered: bool ``(S,)``, truncated at some visit and untruncated at the end.
+    """
+
+    truncated_at_end: np.ndarray
+    ever_truncated: np.ndarray
+    rollouts: np.ndarray
+    recovered: np.ndarray
+
+
+def visit_state(
+    p: float,
+    visits: int,
+    seeds: int,
+    params: ScoreParams,
+    rng: np.random.Generator,
+    truncation: str = "absorbing",
+    retry: float = 0.5,
+) -> StateVisits:
+    """One state with success probability ``p`` visited ``visits`` times under the trainer's truncation rule.
+
+    A visit to an untruncated state adds one rollout (success with probability p). A truncated state (Eq. 1,
+    S = 0) gets none under "absorbing"; under "recoverable" it gets one with probability
+    ``retry_probability(N_total, xi, retry)`` and a visit without a retry adds no count (the trainer's rule).
+
+    Returns:
+      the :class:`StateVisits`.
+    """
+    if truncation not in TRUNCATIONS or not 0 <= p <= 1 or visits < 1 or seeds < 1:
+        raise ValueError(f"visit_state: bad arguments p={p}, visits={visits}, seeds={seeds}, truncation={truncation!r}")
+    n_total = np.zeros(seeds, dtype=np.int64)
+    n_success = np.zeros(seeds, dtype=np.int64)
+    ever = np.zeros(seeds, dtype=bool)
+    truncated = np.zeros(seeds, dtype=bool)
+    for _ in range(visits):
+        roll = ~truncated
+        if truncation == "recoverable":
+            roll |= truncated & (rng.random(seeds) < retry_probability(n_total, params.xi, retry))
+        won = rng.random(seeds) < p
+        n_total += roll
+        n_success += roll & won
+        truncated = state_score(n_total, n_success, 1 + n_total, params) == 0
+        ever |= truncated
+    return StateVisits(truncated, ever, n_total, ever & ~truncated)

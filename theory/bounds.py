@@ -32,6 +32,7 @@ __all__ = [
     "binary_allocation_t",
     "false_truncation_bound",
     "hopeless_survival_bound",
+    "recoverable_rollouts",
 ]
 
 
@@ -301,3 +302,23 @@ def clopper_pearson(successes: Any, trials: Any, confidence: float = 0.95) -> tu
         lower = np.where(k == 0, 0.0, stats.beta.ppf(tail, k, n - k + 1))
         upper = np.where(k == n, 1.0, stats.beta.ppf(1.0 - tail, k + 1, n - k))
     return lower, upper
+
+
+def recoverable_rollouts(visits: Any, xi: int, rho: float) -> np.ndarray:
+    """V3: rollouts a never-succeeding state receives over ``visits`` visits under recoverable truncation.
+
+    It is rolled out at each of its first xi visits, is truncated from then on, and each later visit retries it
+    with probability rho xi / N (N its rollouts so far). In the mean-field limit dN/dV = rho xi / N, so
+    N_V^2 = xi^2 + 2 rho xi (V - xi): the state costs O(sqrt(rho xi V)) rollouts, against V for a kept state and xi
+    for absorbing truncation.
+
+    Args:
+      visits: array ``(...)`` of visit counts V >= xi.
+      xi: the truncation threshold of Eq. 1.
+      rho: the retry scale in (0, 1].
+
+    Returns:
+      float64 array of the shape of ``visits``.
+    """
+    visits = np.asarray(visits, dtype=np.float64)
+    return np.sqrt(xi**2 + 2.0 * rho * xi * np.maximum(visits - xi, 0.0))

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 
 from spo3.core.score import ScoreParams, num_rollouts, state_score
 from theory import bounds
-from theory.bandit import BanditRun, first_truncation, sample_paths, simulate
+from theory.bandit import BanditRun, first_truncation, sample_paths, simulate, visit_state
 
 __all__ = [
     "EXPERIMENTS",
@@ -40,6 +40,7 @@ __all__ = [
     "t2_action_identification",
     "t3_score_distinguishability",
     "t4_filtering_stability",
+    "v_variants",
 ]
 
 # A failure threshold no simulated state can reach: switches truncation off where an experiment isolates allocation.
@@ -58,13 +59,21 @@ class Profile:
     t3_seeds: int
     t4_seeds: int
     t4_hopeless_visits: int
+    v_visits: int = 2_000
+    """V: the horizon I of the T1 reruns of the variants."""
+    v_seeds: int = 200
+    """V: seeds of the T1 reruns."""
+    v_state_visits: int = 1_000
+    """V: visits of one state in the T4 reruns."""
+    v_state_seeds: int = 1_000
+    """V: seeds of the T4 reruns."""
 
 
 PROFILES = {
     "small": Profile("small", t1_visits=2_000, t1_seeds=200, t2_seeds=500, t3_seeds=500, t4_seeds=1_000,
                      t4_hopeless_visits=1_500),
     "full": Profile("full", t1_visits=100_000, t1_seeds=1_000, t2_seeds=4_000, t3_seeds=4_000, t4_seeds=20_000,
-                    t4_hopeless_visits=4_000),
+                    t4_hopeless_visits=4_000, v_visits=10_000, v_seeds=300, v_state_visits=2_000, v_state_seeds=5_000),
 }
 
 
@@ -653,12 +662,129 @@ def _t4_figure(false_trunc, seeds, hopeless, hopeless_visits, sweep) -> Figure:
     return fig
 
 
+# ----------------------------------------------------------------------------------------------------------- V
+V_STATE_PROBS = (0.0, 0.03, 0.07, 0.15, 0.2, 0.3, 0.4)
+V_RETRY = 0.5  # algo.truncation_retry's default
+V_LOW_PROBS = (0.2, 0.4, 0.6)  # a_w close to zeta = 0.1: false truncation is frequent (T4: 0.38 at p = 0.2)
+
+
+def v_variants(profile: str | Profile = "small", seed: int = 0) -> ExperimentResult:
+    """V: T1 and T4 rerun for the allocation variants beyond the paper (algo.min_siblings, forced_exploration,
+    truncation, score_clock), each through the trainer's own functions in ``spo3.core.score``.
+
+    (a) T1's 3-armed state (p = 0.5, 0.7, 0.9, alpha = 50, alpha*Delta = 10): integer allocation (Eq. 3, the
+    trainer's rule) as published and with each variant; proportional allocation with forced exploration c = 10
+    under the default truncation, absorbing and recoverable; both allocators with the per-state clock. The same
+    state with p = (0.2, 0.4, 0.6), where a_w is close to zeta, under both truncation rules.
+    (b) T4's single state visited ``v_state_visits`` times (default xi, zeta): truncated at the end, ever truncated,
+    recovered and rollouts spent, absorbing vs recoverable (retry scale 0.5).
+    (c) T3's population (p ~ U(0, 1), N ~ U{1..50}, t = 100): the distribution of n under the paper's Eq. 3, with
+    min_siblings = 2 and with the per-state clock.
+
+    Returns:
+      the :class:`ExperimentResult`.
+    """
+    prof = _profile(profile)
+    started = time.perf_counter()
+    gap = T1_PROBS[1] - T1_PROBS[0]
+    paper, no_trunc = ScoreParams(), ScoreParams(xi=NO_TRUNCATION_XI)
+    specs: list[tuple[str, str, ScoreParams, float, str]] = [
+        ("integer (paper)", "integer", no_trunc, 0.0, "absorbing"),
+        ("integer min_siblings=2", "integer", replace(no_trunc, min_siblings=2), 0.0, "absorbing"),
+        ("integer forced c=10", "integer", no_trunc, T1_EXPLORE, "absorbing"),
+        ("integer clock=visits", "integer", replace(no_trunc, score_clock="visits"), 0.0, "absorbing"),
+        ("integer truncation absorbing", "integer", paper, 0.0, "absorbing"),
+        ("integer truncation recoverable", "integer", paper, 0.0, "recoverable"),
+        ("proportional+explore truncation absorbing", "proportional", paper, T1_EXPLORE, "absorbing"),
+        ("proportional+explore truncation recoverable", "proportional", paper, T1_EXPLORE, "recoverable"),
+        ("proportional+explore clock=visits", "proportional", replace(no_trunc, score_clock="visits"), T1_EXPLORE,
+         "absorbing"),
+        ("proportional clock=visits", "proportional", replace(no_trunc, score_clock="visits"), 0.0, "absorbing"),
+        ("proportional (no exploration)", "proportional", no_trunc, 0.0, "absorbing"),
+        ("low p: proportional+explore absorbing", "proportional", paper, T1_EXPLORE, "absorbing"),
+        ("low p: proportional+explore recoverable", "proportional", paper, T1_EXPLORE, "recoverable"),
+    ]
+    runs = {
+        label: simulate(V_LOW_PROBS if label.startswith("low p") else T1_PROBS, prof.v_visits, allocator=alloc, params=params, seeds=prof.v_seeds,
+                        explore=explore, seed=seed + j, truncation=trunc, retry=V_RETRY)
+        for j, (label, alloc, params, explore, trunc) in enumerate(specs)
+    }
+    t1 = {label: _t1_summary(run, gap) for label, run in runs.items()}
+    for label, (_, _, _, _, trunc) in zip(runs, specs):
+        t1[label]["truncation_rule"] = trunc
+
+    rng = np.random.default_rng(seed)
+    states = {
+        rule: {p: visit_state(p, prof.v_state_visits, prof.v_state_seeds, paper, rng, rule, V_RETRY) for p in V_STATE_PROBS}
+        for rule in ("absorbing", "recoverable")
+    }
+    t4 = {
+        rule: {
+            str(p): {
+                "truncated_at_end": float(r.truncated_at_end.mean()),
+                "ever_truncated": float(r.ever_truncated.mean()),
+                "recovered": float(r.recovered.mean()),
+                "mean_rollouts": float(r.rollouts.mean()),
+            }
+            for p, r in by_p.items()
+        }
+        for rule, by_p in states.items()
+    }
+
+    pop_rng = np.random.default_rng(seed + 100)
+    pop_p = pop_rng.random(prof.t3_seeds * 4)
+    pop_n = pop_rng.integers(1, 51, size=pop_p.size)
+    pop_s = pop_rng.binomial(pop_n, pop_p)
+    populations = {}
+    for label, params in (("paper", paper), ("min_siblings=2", replace(paper, min_siblings=2)),
+                          ("clock=visits", replace(paper, score_clock="visits"))):
+        n = num_rollouts(state_score(pop_n, pop_s, 100, params), params.g_max, params.min_siblings)
+        populations[label] = {str(v): float(np.mean(n == v)) for v in range(params.g_max + 1)}
+
+    summary = {
+        "probs": list(T1_PROBS), "low_probs": list(V_LOW_PROBS), "alpha": paper.alpha, "gap": gap, "visits": prof.v_visits, "seeds": prof.v_seeds,
+        "explore": T1_EXPLORE, "retry": V_RETRY, "t1": t1,
+        "state_visits": prof.v_state_visits, "state_seeds": prof.v_state_seeds, "t4": t4,
+        "population_t": 100, "population_n": populations,
+    }
+    figure = _v_figure(runs, t4, populations)
+    return ExperimentResult("V", {"runs": runs, "states": states}, summary, figure, time.perf_counter() - started)
+
+
+def _v_figure(runs: dict[str, BanditRun], t4: dict, populations: dict) -> Figure:
+    fig = Figure(figsize=(15, 4.4), layout="constrained")
+    ax = fig.add_subplot(1, 3, 1)
+    for label, run in runs.items():
+        ax.plot(run.checkpoints, np.maximum(run.mean_regret, 1e-1), label=label, lw=1.2)
+    ax.set(xscale="log", yscale="log", xlabel="visits I", ylabel="R(I) (mean over seeds)",
+           title="(a) T1 rerun: regret of each variant (alpha*Delta = 10)")
+    ax.legend(fontsize=6)
+    ax = fig.add_subplot(1, 3, 2)
+    probs = [float(p) for p in t4["absorbing"]]
+    for rule, style in (("absorbing", "o-"), ("recoverable", "s-")):
+        ax.plot(probs, [t4[rule][str(p)]["truncated_at_end"] for p in probs], style, label=f"{rule}: truncated at the end")
+    ax.plot(probs, [t4["absorbing"][str(p)]["ever_truncated"] for p in probs], "k:", label="ever truncated")
+    ax.axvline(0.1, color="grey", lw=0.8)
+    ax.set(xlabel="success probability p (zeta = 0.1)", ylabel="fraction of seeds",
+           title="(b) T4 rerun: absorbing vs recoverable truncation")
+    ax.legend(fontsize=7)
+    ax = fig.add_subplot(1, 3, 3)
+    width = 0.27
+    for j, (label, dist) in enumerate(populations.items()):
+        values = np.arange(len(dist))
+        ax.bar(values + (j - 1) * width, [dist[str(v)] for v in values], width, label=label)
+    ax.set(xlabel="n", ylabel="share of states", title="(c) n at t = 100 (T3 population)")
+    ax.legend(fontsize=7)
+    return fig
+
+
 # -------------------------------------------------------------------------------------------------------- main
 EXPERIMENTS: dict[str, Callable[..., ExperimentResult]] = {
     "T1": t1_allocation_regret,
     "T2": t2_action_identification,
     "T3": t3_score_distinguishability,
     "T4": t4_filtering_stability,
+    "V": v_variants,
 }
 
 
@@ -696,10 +822,16 @@ def run_all(profile: str | Profile = "small", seed: int = 0, out: str | Path | N
         out.mkdir(parents=True, exist_ok=True)
         for name, result in results.items():
             result.figure.savefig(out / f"{name.lower()}.png", dpi=72)
+        path = out / "results.json"
+        name = _profile(profile).name
+        earlier = json.loads(path.read_text()) if path.exists() else {}
+        # --only updates its experiments and keeps the others of the same profile and seed
+        kept = earlier if (earlier.get("profile"), earlier.get("seed")) == (name, seed) else {}
         summary = {
-            "profile": _profile(profile).name,
+            **kept,
+            "profile": name,
             "seed": seed,
-            "command": f"python -m theory.experiments --profile {_profile(profile).name} --seed {seed} --out {out}",
+            "command": f"python -m theory.experiments --profile {name} --seed {seed} --out {out}",
             **{name: {"seconds": round(r.seconds, 2), **r.summary} for name, r in results.items()},
         }
         (out / "results.json").write_text(json.dumps(_jsonable(summary), indent=1) + "\n")
@@ -707,7 +839,7 @@ def run_all(profile: str | Profile = "small", seed: int = 0, out: str | Path | N
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description="Run the theory experiments T1-T4 and save their figures.")
+    ap = argparse.ArgumentParser(description="Run the theory experiments T1-T4 and V and save their figures.")
     ap.add_argument("--profile", choices=sorted(PROFILES), default="small")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="directory for <name>.png and results.json (default: save nothing)")

@@ -14,7 +14,7 @@ from typing import Literal, Sequence
 
 from spo3.config.loading import ConfigError, apply_overrides, check, from_dict, load_yaml
 from spo3.core.loss import AGG_MODES
-from spo3.core.score import ScoreParams
+from spo3.core.score import SCORE_CLOCKS, TRUNCATION_RULES, ScoreParams
 
 GIGPO_MODES = ("mean_norm", "mean_std_norm")
 
@@ -296,9 +296,25 @@ class AlgoConfig:
     """3SPO: finished trajectories per task per iteration."""
     max_env_steps: int = 400
     """3SPO: environment steps per task per iteration."""
-    truncation_escape_prob: float = 0.0
-    """Probability of expanding a truncated state with n = 1 anyway (0 in the paper; a small value keeps
-    truncation from being absorbing)."""
+    # --- beyond the paper (issue 9; theory/THEORY.md "Beyond the paper"): every default is the paper's rule
+    min_siblings: int = 1
+    """3SPO: an untruncated state gets n = max(min_siblings, ceil(g_max * S)) (1: Eq. 3 as published). With >= 2
+    every kept state yields a sibling comparison; with the paper's defaults Eq. 3 gives n = 1, no comparison and so
+    no learning signal, at most solved states (THEORY.md T3). In [1, g_max]."""
+    forced_exploration: float = 0.0
+    """3SPO: the constant c of the bandit allocator's forced exploration, mapped onto the tree: a kept state with
+    N_total(s) < c ln(1 + N_total(parent)) is expanded with n >= 2 (0: never, the paper). THEORY.md V2 states the
+    mapping and what the bandit abstraction does not cover."""
+    truncation: Literal["absorbing", "recoverable"] = "absorbing"
+    """3SPO: absorbing (the paper): a truncated state (S = 0) is never expanded again. recoverable: it is retried
+    with n = max(1, min_siblings) with probability min(1, truncation_retry * xi / N_total(s)), and a visit that is
+    not retried adds no count to the state itself, so a falsely truncated learnable state recovers (THEORY.md V3)."""
+    truncation_retry: float = 0.5
+    """The rho of truncation=recoverable's retry probability min(1, rho xi / N_total(s)). In (0, 1]; unused under
+    absorbing."""
+    score_clock: Literal["trajectories", "visits"] = "trajectories"
+    """3SPO: the t of lambda(t) = alpha ln t: the global trajectory count (the paper) or 1 + N_total(s), a clock per
+    state (THEORY.md V4)."""
     # --- advantages
     update_schedule: Literal["auto", "per_round", "per_iteration"] = "auto"
     """When to update: per_round = after each tree expansion round (the paper's post-step optimisation),
@@ -341,7 +357,11 @@ class AlgoConfig:
         check(self.group_size >= 1, "group_size", f"must be >= 1, got {self.group_size}")
         check(self.max_trajectories >= 1, "max_trajectories", f"must be >= 1, got {self.max_trajectories}")
         check(self.max_env_steps >= 1, "max_env_steps", f"must be >= 1, got {self.max_env_steps}")
-        check(0.0 <= self.truncation_escape_prob <= 1.0, "truncation_escape_prob", "must lie in [0, 1]")
+        check(1 <= self.min_siblings <= self.g_max, "min_siblings", f"must lie in [1, g_max={self.g_max}], got {self.min_siblings}")
+        check(self.forced_exploration >= 0, "forced_exploration", f"must be >= 0, got {self.forced_exploration}")
+        check(self.truncation in TRUNCATION_RULES, "truncation", f"must be one of {list(TRUNCATION_RULES)}, got {self.truncation!r}")
+        check(0.0 < self.truncation_retry <= 1.0, "truncation_retry", f"must lie in (0, 1], got {self.truncation_retry}")
+        check(self.score_clock in SCORE_CLOCKS, "score_clock", f"must be one of {list(SCORE_CLOCKS)}, got {self.score_clock!r}")
         check(self.fixed_omega is None or 0.0 <= self.fixed_omega <= 0.5, "fixed_omega", "must lie in [0, 0.5]")
         check(0.0 <= self.gamma <= 1.0, "gamma", f"must lie in [0, 1], got {self.gamma}")
         check(self.invalid_penalty >= 0, "invalid_penalty", "must be >= 0")
@@ -356,7 +376,10 @@ class AlgoConfig:
         )
 
     def score_params(self) -> ScoreParams:
-        return ScoreParams(alpha=self.alpha, xi=self.xi, zeta=self.zeta, eps=self.eps, g_max=self.g_max, omega_k=self.omega_k)
+        return ScoreParams(
+            alpha=self.alpha, xi=self.xi, zeta=self.zeta, eps=self.eps, g_max=self.g_max, omega_k=self.omega_k,
+            min_siblings=self.min_siblings, score_clock=self.score_clock,
+        )
 
     @property
     def schedule(self) -> str:

@@ -1,4 +1,6 @@
-"""The 3SPO state score (Eq. 1), adaptive rollout count (Eq. 3) and novelty weight omega(N) (Eq. 2).
+"""The 3SPO state score (Eq. 1), adaptive rollout count (Eq. 3) and novelty weight omega(N) (Eq. 2), and the
+allocation variants beyond the paper (``theory/THEORY.md``, "Beyond the paper"): a sibling floor, forced
+exploration, recoverable truncation and a per-state score clock. Every variant's default is the paper's rule.
 
 Notation follows the paper (arXiv 2606.09961, Sec. 3): for a state s, ``N_total(s)`` is the number of finished
 trajectories that passed through s, ``N_success(s)`` the number of those that succeeded and
@@ -20,14 +22,22 @@ import numpy as np
 from spo3.core._arrays import numpy_in_torch_out
 
 __all__ = [
+    "SCORE_CLOCKS",
+    "TRUNCATION_RULES",
     "ScoreParams",
+    "forced_rollouts",
     "lambda_t",
     "novelty_weight",
     "num_rollouts",
     "num_rollouts_unchecked",
+    "retry_probability",
     "state_score",
     "state_score_unchecked",
+    "under_explored",
 ]
+
+SCORE_CLOCKS = ("trajectories", "visits")
+TRUNCATION_RULES = ("absorbing", "recoverable")
 
 
 @dataclass(frozen=True)
@@ -49,8 +59,21 @@ class ScoreParams:
     """Maximum number of rollouts at a state, G_max in n = ceil(G_max * S) (Eq. 3). >= 1."""
     omega_k: float = 0.1
     """Decay rate of the novelty weight omega(N) = 0.5 * exp(-omega_k * N) (Eq. 2; the paper's gamma). >= 0."""
+    min_siblings: int = 1
+    """Not in the paper: a kept (S > 0) state gets n = max(min_siblings, ceil(G_max * S)), so that with >= 2 every
+    expansion is a sibling comparison. 1 is the paper's Eq. 3. In [1, g_max]."""
+    score_clock: str = "trajectories"
+    """Not in the paper: the t of lambda(t) = alpha ln t. trajectories: the global trajectory count (the paper);
+    visits: 1 + N_total(s), a clock per state."""
 
     def __post_init__(self) -> None:
+        if self.score_clock not in SCORE_CLOCKS:
+            raise ValueError(f"ScoreParams.score_clock={self.score_clock!r} must be one of {list(SCORE_CLOCKS)}")
+        self._check_numbers()
+        if not 1 <= self.min_siblings <= self.g_max:
+            raise ValueError(f"ScoreParams.min_siblings={self.min_siblings!r} must lie in [1, g_max={self.g_max}]")
+
+    def _check_numbers(self) -> None:
         checks = [
             ("alpha", self.alpha >= 0, "must be >= 0"),
             ("xi", self.xi >= 1, "must be >= 1"),
@@ -58,12 +81,13 @@ class ScoreParams:
             ("eps", self.eps > 0, "must be > 0"),
             ("g_max", self.g_max >= 1, "must be >= 1"),
             ("omega_k", self.omega_k >= 0, "must be >= 0"),
+            ("min_siblings", self.min_siblings >= 1, "must be >= 1"),
         ]
         for name, ok, rule in checks:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok:
                 raise ValueError(f"ScoreParams.{name}={value!r} {rule}")
-        for name in ("xi", "g_max"):
+        for name in ("xi", "g_max", "min_siblings"):
             if int(getattr(self, name)) != getattr(self, name):
                 raise ValueError(f"ScoreParams.{name}={getattr(self, name)!r} must be an integer")
 
@@ -105,7 +129,8 @@ def state_score(n_total: Any, n_success: Any, t: Any, params: ScoreParams = DEFA
 
         S = exp(-lambda(t) * SR) * 1{ n_fail < xi  or  SR > zeta }
 
-    so S = 0 exactly on truncated states (n_fail >= xi and SR <= zeta).
+    so S = 0 exactly on truncated states (n_fail >= xi and SR <= zeta). With ``params.score_clock == "visits"``
+    (not the paper) the clock is per state, t = 1 + n_total, and the ``t`` argument is ignored.
 
     Args:
       n_total: array ``(...)`` of non-negative visit counts.
@@ -148,7 +173,8 @@ def state_score_unchecked(n_total: np.ndarray, n_success: np.ndarray, t: Any, pa
     work = np.subtract(n_total, n_success, out=np.empty(shape))  # N_fail
     keep = np.less(work, params.xi)
     keep |= np.greater(sr, params.zeta)
-    np.multiply(-_lambda(t, params.alpha), sr, out=work)
+    clock = np.add(n_total, 1.0) if params.score_clock == "visits" else t  # per-state clock (not the paper)
+    np.multiply(-_lambda(clock, params.alpha), sr, out=work)
     np.exp(work, out=work)
     # Floor at the smallest normal float: exp() underflows to 0 for lambda * SR > ~708, and a kept state must
     # never look truncated (S == 0 <=> n == 0 is the truncation signal of Eq. 3). (A masked copy is max(S, tiny)
@@ -160,27 +186,30 @@ def state_score_unchecked(n_total: np.ndarray, n_success: np.ndarray, t: Any, pa
 
 
 @numpy_in_torch_out
-def num_rollouts(score: Any, g_max: int) -> np.ndarray:
-    """Adaptive rollout count of Eq. 3: n = ceil(G_max * S).
+def num_rollouts(score: Any, g_max: int, min_siblings: int = 1) -> np.ndarray:
+    """Adaptive rollout count of Eq. 3, n = ceil(G_max * S), with a sibling floor on kept states:
+    n = max(min_siblings, ceil(G_max * S)) where S > 0, and 0 where S = 0 (truncated).
 
     Args:
       score: array ``(...)`` of state scores in [0, 1].
       g_max: G_max >= 1.
+      min_siblings: k in [1, g_max]; 1 is the paper's Eq. 3.
 
     Returns:
-      int64 array of the shape of ``score`` with values in [0, g_max]; 0 exactly where score == 0.
+      int64 array of the shape of ``score`` with values in {0} u [min_siblings, g_max]; 0 exactly where score == 0.
     """
     score = np.asarray(score, dtype=np.float64)
     if np.any((score < 0) | (score > 1)) or np.any(np.isnan(score)):
         raise ValueError("num_rollouts: scores must lie in [0, 1]")
-    return num_rollouts_unchecked(score, g_max)
+    return num_rollouts_unchecked(score, g_max, min_siblings)
 
 
-def num_rollouts_unchecked(score: np.ndarray, g_max: int) -> np.ndarray:
+def num_rollouts_unchecked(score: np.ndarray, g_max: int, min_siblings: int = 1) -> np.ndarray:
     """The arithmetic of :func:`num_rollouts` (Eq. 3) alone, for float64 scores known to lie in [0, 1] (the theory
     simulator's inner loop; see :func:`state_score_unchecked`). int64 array of the shape of ``score``."""
     # min() guards against G * S rounding above G for S == 1 - ulp; ceil of any positive score is >= 1.
-    return np.minimum(np.ceil(g_max * score), g_max).astype(np.int64)
+    n = np.minimum(np.ceil(g_max * score), g_max).astype(np.int64)
+    return np.where(n > 0, np.maximum(n, min_siblings), 0)
 
 
 @numpy_in_torch_out
@@ -195,3 +224,60 @@ def novelty_weight(n_total: Any, omega_k: float) -> np.ndarray:
       float64 array of the shape of ``n_total``, values in (0, 0.5].
     """
     return 0.5 * np.exp(-omega_k * np.asarray(n_total, dtype=np.float64))
+
+
+@numpy_in_torch_out
+def under_explored(n_total: Any, parent_total: Any, c: float) -> np.ndarray:
+    """Forced-exploration test of the bandit allocator (A) mapped onto the tree: a state s whose visit count is
+    below c * ln(visits of its parent), N_total(s) < c * ln(1 + N_total(parent(s))).
+
+    The parent plays the bandit's decision state and its children the arms; ``1 + N_total(parent)`` is the
+    parent's visit index i of ``theory.bandit`` (the theory's forced exploration keeps N_i(a) >= c ln i).
+
+    Args:
+      n_total: array ``(...)`` of the states' visit counts N_total(s).
+      parent_total: array broadcasting with ``n_total``, the parents' N_total.
+      c: exploration constant >= 0; 0 (the paper) never forces.
+
+    Returns:
+      bool array of the broadcast shape.
+    """
+    n_total = np.asarray(n_total, dtype=np.float64)
+    return n_total < c * np.log1p(np.asarray(parent_total, dtype=np.float64))
+
+
+@numpy_in_torch_out
+def forced_rollouts(n: Any, forced: Any) -> np.ndarray:
+    """Rollout count with forced exploration: a kept (n > 0), under-explored state gets n >= 2, so that it is both
+    sampled more and compared; truncated states (n = 0) are not forced, as in the bandit's allocator (A).
+
+    Args:
+      n: int array ``(...)`` of rollout counts (Eq. 3, after the sibling floor).
+      forced: bool array broadcasting with ``n``, from :func:`under_explored`.
+
+    Returns:
+      int64 array of the broadcast shape.
+    """
+    n = np.asarray(n, dtype=np.int64)
+    return np.where(np.asarray(forced, dtype=bool) & (n > 0), np.maximum(n, 2), n)
+
+
+@numpy_in_torch_out
+def retry_probability(n_total: Any, xi: int, rho: float) -> np.ndarray:
+    """Recoverable truncation: the probability that a truncated state is expanded anyway (with n = max(1,
+    min_siblings)), rho_N = min(1, rho * xi / N) with N = N_total(s) >= xi its rollouts so far.
+
+    It decays in the state's own rollouts, so a hopeless state costs O(sqrt(rho * xi * V)) rollouts over V visits,
+    while sum_N rho_N diverges, so a learnable state (p > zeta) keeps being sampled until SR > zeta un-truncates it
+    (``theory/THEORY.md``, V3). A visit that is not retried adds no count to the state (only to its ancestors).
+
+    Args:
+      n_total: array ``(...)`` of N_total(s) of truncated states.
+      xi: the truncation threshold of Eq. 1 (>= 1).
+      rho: retry scale in [0, 1]; 0 makes truncation absorbing.
+
+    Returns:
+      float64 array of the shape of ``n_total`` with values in [0, 1].
+    """
+    n_total = np.asarray(n_total, dtype=np.float64)
+    return np.minimum(1.0, rho * xi / np.maximum(n_total, 1.0))

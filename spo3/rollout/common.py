@@ -156,6 +156,10 @@ class RolloutStats:
     valid_actions: int = 0
     decisions: int = 0
     truncations: int = 0
+    retries: int = 0
+    """Truncated states expanded anyway (truncation="recoverable")."""
+    retries_won: int = 0
+    """Retried states with a won trajectory through them this iteration."""
     expansions: int = 0
     env_failures: int = 0
     """Steps that ended their episode because the engine timed out or raised (``info["env_failure"]``, see

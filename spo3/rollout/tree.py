@@ -4,7 +4,10 @@ Per task, per iteration, starting at the task's reset state s:
 
 1. n = num_rollouts(S(s)) with S from the *frozen* store snapshot of the iteration (Eq. 1, 3).
 2. n = 0: the branch is truncated and ends as a failed finished trajectory (it counts against the trajectory
-   budget and enters the store, but takes no environment step). n >= 1: n' = min(n, trajectories left, steps
+   budget and enters the store, but takes no environment step). Beyond the paper (``theory/THEORY.md``): under
+   ``truncation="recoverable"`` a truncated state is retried with probability ``retry_probability`` (and a visit
+   that is not retried records no count at the state itself); with ``forced_exploration`` c > 0 a kept state with
+   N_total(s) < c ln(1 + N_total(parent)) gets n >= 2; the store's ``min_siblings`` floors every kept n. n >= 1: n' = min(n, trajectories left, steps
    left) responses are sampled in one batched policy call, so that no child is stepped past a budget even if
    every child ends the episode; each is applied to a restored snapshot of s, giving n' children that are scored
    with R_3SPO (Eq. 2; novelty = the state key changed, or with ``novelty="unseen"`` changed into a state the
@@ -27,12 +30,13 @@ and by default its row stays out of the update (``algo.singleton_rows``).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Literal, Sequence
 
 import numpy as np
 
 from spo3.core.reward import step_reward
+from spo3.core.score import forced_rollouts, retry_probability, under_explored
 from spo3.envs.base import TextEnv
 from spo3.policies.base import Policy, PolicyInput
 from spo3.rollout.common import Node, Outcome, RolloutResult, RolloutStats, StepSample, Stepper, TaskStream, Trajectory
@@ -50,7 +54,9 @@ class TreeSettings:
     max_env_steps: int = 400
     adaptive_rollouts: bool = True
     backtracking: bool = True
-    truncation_escape_prob: float = 0.0
+    forced_exploration: float = 0.0
+    truncation: Literal["absorbing", "recoverable"] = "absorbing"
+    truncation_retry: float = 0.5
     use_novelty: bool = True
     novelty: Literal["changed", "unseen"] = "changed"
     use_score_diff: bool = True
@@ -83,7 +89,7 @@ class TreeSearch:
       policy: samples the children's responses.
       store: frozen snapshot of the state store, used for every score of this iteration.
       settings: budgets and ablation switches.
-      rng: randomness of the truncation escape (shared by all tasks unless ``streams`` are given).
+      rng: randomness of recoverable truncation's retries (shared by all tasks unless ``streams`` are given).
       temperature: sampling temperature.
       scope: state-key scope.
       history_length: K of the prompt memory.
@@ -124,6 +130,8 @@ class TreeSearch:
         self.outcomes: dict[int, list[int]] = {}
         self.expansions: list[dict] = []
         """One record per expansion, in search order (the run's expansions.jsonl; see :meth:`_trace`)."""
+        self.retried: list[int] = []
+        """Node ids of truncated states expanded anyway (truncation="recoverable")."""
         self.result: RolloutResult | None = None
 
     # ------------------------------------------------------------------ the search
@@ -151,15 +159,24 @@ class TreeSearch:
             yield round_samples
         self.stats.task_finished = [tree.finished for tree in trees]
         self.stats.task_steps = [tree.steps for tree in trees]
+        self.stats.retries = len(self.retried)
+        self.stats.retries_won = sum(1 for i in self.retried if any(self.outcomes.get(i, ())))
         self.result = RolloutResult(self.samples, self.trajectories, self.stats, self.expansions)
 
     def _allocation(self, tree: _Tree, node: Node) -> int:
-        """n(s) of Eq. 3 from the frozen store (or G_max without adaptive rollouts)."""
-        if not self.settings.adaptive_rollouts:
-            return self.store.params.g_max
+        """n(s) of Eq. 3 (with the sibling floor) from the frozen store, or G_max without adaptive rollouts; then
+        recoverable truncation's retry and forced exploration."""
+        s, params = self.settings, self.store.params
+        if not s.adaptive_rollouts:
+            return params.g_max
         n = self.store.rollouts_of(node.key)
-        if n == 0 and self.settings.truncation_escape_prob > 0 and tree.rng.random() < self.settings.truncation_escape_prob:
-            n = 1
+        n_total = self.store.counts_of(node.key)[0]
+        if n == 0 and s.truncation == "recoverable" and tree.rng.random() < retry_probability(n_total, params.xi, s.truncation_retry):
+            self.retried.append(node.node_id)
+            n = params.min_siblings
+        if s.forced_exploration > 0 and len(node.path_keys) > 1:
+            parent_total = self.store.counts_of(node.path_keys[-2])[0]
+            n = int(forced_rollouts(n, under_explored(n_total, parent_total, s.forced_exploration)))
         return n
 
     def _budget_left(self, tree: _Tree) -> int:
@@ -260,6 +277,10 @@ class TreeSearch:
 
     def _finish(self, tree: _Tree, node: Node, truncated: bool = False) -> None:
         tree.finished += 1
-        self.trajectories.append(Stepper.trajectory(node, tree.task_type, truncated=truncated))
+        trajectory = Stepper.trajectory(node, tree.task_type, truncated=truncated)
+        if truncated and self.settings.truncation == "recoverable":
+            # The state was not rolled out: its own counts stay its real rollouts, so a retry can un-truncate it.
+            trajectory = replace(trajectory, keys=trajectory.keys[:-1], anchors=trajectory.anchors[:-1])
+        self.trajectories.append(trajectory)
         for node_id in node.path_ids:
             self.outcomes.setdefault(node_id, []).append(int(node.won))

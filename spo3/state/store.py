@@ -87,8 +87,8 @@ class _StoreView:
         return state_score(n_total, n_success, self._t, self.params)
 
     def rollouts(self, keys: Sequence[str]) -> np.ndarray:
-        """Rollout count n = ceil(G_max * S) (Eq. 3) of each key. Shape ``(len(keys),)``, int64."""
-        return num_rollouts(self.scores(keys), self.params.g_max)
+        """Rollout count n = ceil(G_max * S) (Eq. 3, with the sibling floor) of each key. Shape ``(len(keys),)``, int64."""
+        return num_rollouts(self.scores(keys), self.params.g_max, self.params.min_siblings)
 
     def all_scores(self) -> np.ndarray:
         """Scores of every stored state, in row order. Shape ``(len(self),)``."""
@@ -122,7 +122,7 @@ class StoreSnapshot(_StoreView):
             n_total = np.append(self._n_total[: self._size], 0)
             n_success = np.append(self._n_success[: self._size], 0)
             scores = state_score(n_total, n_success, self._t, self.params)
-            rollouts = num_rollouts(scores, self.params.g_max)
+            rollouts = num_rollouts(scores, self.params.g_max, self.params.min_siblings)
             self._single = (scores.tolist(), rollouts.tolist(), n_total.tolist(), n_success.tolist())
         return self._single
 

@@ -191,6 +191,8 @@ def _iteration_metrics(
         "truncations": stats.truncations,
         "env_failures": stats.env_failures,
         "env_failures_total": counters.env_failures,
+        "truncation_retries": stats.retries,
+        "truncation_retries_won": stats.retries_won,
         "valid_action_ratio": stats.valid_actions / stats.decisions if stats.decisions else 1.0,
         "loss": loss,
         **no_signal,
@@ -220,7 +222,8 @@ def _rollout_and_update(
             envs, tasks, policy, snapshot, TreeSettings(
                 max_trajectories=algo.max_trajectories, max_env_steps=algo.max_env_steps,
                 adaptive_rollouts=algo.adaptive_rollouts, backtracking=algo.backtracking,
-                truncation_escape_prob=algo.truncation_escape_prob, use_novelty=algo.use_novelty, novelty=algo.novelty,
+                forced_exploration=algo.forced_exploration, truncation=algo.truncation,
+                truncation_retry=algo.truncation_retry, use_novelty=algo.use_novelty, novelty=algo.novelty,
                 use_score_diff=algo.use_score_diff, fixed_omega=algo.fixed_omega, invalid_penalty=algo.invalid_penalty,
                 truncated_as_unresolved=algo.truncated_as_unresolved,
             ), None, temperature=cfg.policy.temperature, scope=algo.state_scope, history_length=cfg.env.history_length,
@@ -397,8 +400,10 @@ def _train(
             dist.lend(policy, optimizer, evaluating, saving)
             continue
         result, sample_counts = gathered
+        truncated_before = store.all_scores() == 0
         for traj in result.trajectories:
             store.record_trajectory(traj.keys, traj.won, traj.anchors)
+        recovered = int(np.count_nonzero(truncated_before & (store.all_scores()[: truncated_before.size] > 0)))
 
         counters.env_steps += result.stats.env_steps
         counters.generated_tokens += result.stats.generated_tokens
@@ -408,6 +413,7 @@ def _train(
         wall = time.perf_counter() - t_start
         counters.wall_time += wall
         record = _iteration_metrics(cfg, iteration, result, sample_counts, store, updates, counters, wall, env_label)
+        record["recovered_states"] = recovered  # truncated before this iteration, untruncated after it
         if record.get("no_sibling_group"):
             log.warning("iteration %d: 3SPO produced no sibling group (every expansion had n <= 1): no learning signal", iteration)
         record["time"]["eval"] = 0.0

@@ -299,3 +299,65 @@ def test_novelty_changed_or_unseen():
     assert rewards["unseen"][(key("A"), "go b")] == pytest.approx(w)
     assert rewards["unseen"][(key("A"), "go c")] == 0.0
     assert rewards["changed"][(key("D"), "jump")] == rewards["unseen"][(key("D"), "jump")] == 0.0
+
+
+# ----------------------------------------------------------------- beyond the paper (issue 9)
+def solved_store(params):
+    store = StateStore(params)
+    store.record_trajectory([key("A")], won=True)  # t = 2: S(A) = 2^-50, Eq. 3 gives n = 1
+    return store
+
+
+def test_min_siblings_turns_a_single_rollout_into_a_comparison():
+    for k, expected in ((1, 1), (2, 2)):
+        params = ScoreParams(g_max=2, min_siblings=k)
+        env, policy, store, search = make(store=solved_store(params), max_trajectories=2)
+        list(search.rounds())
+        assert policy.calls[0][0][1] == expected
+
+
+def test_forced_exploration_expands_an_under_explored_child_with_two():
+    params = ScoreParams(g_max=2)
+    store = StateStore(params)
+    for _ in range(20):  # A visited 20 times and solved: n(A) = 1; B once and solved: n(B) = 1
+        store.record_trajectory([key("A")], won=True)
+    store.record_trajectory([key("A"), key("B")], won=True)
+    for c, expected in ((0.0, [1, 1]), (1.0, [1, 2])):  # N(B) = 1 < 1 * ln(1 + 21) = 3.09; A is the root
+        env, policy, _, search = make(store=store, max_trajectories=2, forced_exploration=c)
+        list(search.rounds())
+        assert [call[0][1] for call in policy.calls][:2] == expected
+
+
+def test_recoverable_truncation_retries_without_counting_unretried_visits():
+    params = ScoreParams(g_max=2, xi=1)
+    store = StateStore(params)
+    store.record_trajectory([key("B")], won=False)  # B truncated: 1 failure >= xi, SR 0
+    # absorbing (the paper): B is never expanded and its truncated branch counts at B
+    env, policy, _, search = make(store=store, max_trajectories=2)
+    list(search.rounds())
+    assert "B" not in expanded_states(policy) and search.result.stats.retries == 0
+    assert any(t.truncated and t.keys[-1] == key("B") for t in search.result.trajectories)
+    # recoverable with retry probability min(1, rho xi / N) = 1: B is expanded with n = 1, reaches WIN
+    env, policy, _, search = make(store=store, max_trajectories=2, truncation="recoverable", truncation_retry=1.0)
+    list(search.rounds())
+    assert expanded_states(policy)[:2] == ["A", "B"]
+    assert search.result.stats.retries == 1 and search.result.stats.retries_won == 1
+    assert not any(t.truncated for t in search.result.trajectories)
+
+
+def test_recoverable_truncation_visit_not_retried_leaves_the_state_uncounted():
+    params = ScoreParams(g_max=2, xi=1)
+    store = StateStore(params)
+    for _ in range(10):
+        store.record_trajectory([key("B")], won=False)  # N(B) = 10: retry probability 0.5 * 1 / 10 = 0.05
+    hits = []
+    for seed in range(40):
+        env = GraphEnv(GRAPH, {"t0": "A"}, goals={"WIN"}, max_steps=4)
+        policy = ScriptedPolicy(lambda inp, i: REPLIES[inp.actions][i % 2])
+        settings = TreeSettings(max_trajectories=2, truncation="recoverable", truncation_retry=0.5)
+        search = TreeSearch([env], ["t0"], policy, store.snapshot(), settings, np.random.default_rng(seed))
+        list(search.rounds())
+        truncated = [t for t in search.result.trajectories if t.truncated]
+        assert all(key("B") not in t.keys for t in truncated)  # an unretried visit counts at A only
+        hits.append(search.result.stats.retries)
+    assert 0 < sum(hits) < 10  # about 0.05 * 40 = 2 retries

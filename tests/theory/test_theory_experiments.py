@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from theory import experiments
 from theory.experiments import Profile, binned_share, loglog_slope, run_all
 
-TINY = Profile("tiny", t1_visits=300, t1_seeds=40, t2_seeds=200, t3_seeds=200, t4_seeds=400, t4_hopeless_visits=400)
+TINY = Profile("tiny", t1_visits=300, t1_seeds=40, t2_seeds=200, t3_seeds=200, t4_seeds=400, t4_hopeless_visits=400,
+               v_visits=300, v_seeds=40, v_state_visits=300, v_state_seeds=200)
 THEORY_DIR = Path(__file__).resolve().parents[2] / "theory"
 
 
@@ -22,13 +23,13 @@ def results(tmp_path_factory):
 
 def test_every_experiment_returns_data_summary_and_figure(results):
     out, res = results
-    assert sorted(res) == ["T1", "T2", "T3", "T4"]
+    assert sorted(res) == ["T1", "T2", "T3", "T4", "V"]
     for name, result in res.items():
         assert isinstance(result.figure, Figure) and result.summary and result.data
         png = out / f"{name.lower()}.png"
         assert png.stat().st_size < 150_000, f"{png} is too large for the repository"
     saved = json.loads((out / "results.json").read_text())
-    assert saved["profile"] == "tiny" and set(saved) >= {"T1", "T2", "T3", "T4", "command"}
+    assert saved["profile"] == "tiny" and set(saved) >= {"T1", "T2", "T3", "T4", "V", "command"}
 
 
 def test_t1_references_and_integer_allocation(results):
@@ -74,3 +75,13 @@ def test_committed_figures_exist_and_are_small():
         png = THEORY_DIR / "figures" / f"{name}.png"
         assert png.is_file() and png.stat().st_size < 150_000, png
         assert f"figures/{name}.png" in (THEORY_DIR / "THEORY.md").read_text()
+
+
+def test_v_variants_headline_effects(results):
+    summary = results[1]["V"].summary
+    population = summary["population_n"]
+    assert population["min_siblings=2"]["1"] == 0 and population["paper"]["1"] > 0.5
+    assert population["clock=visits"] == population["paper"]  # the per-state clock collapses just the same
+    t4 = summary["t4"]
+    assert t4["absorbing"]["0.0"]["mean_rollouts"] == summary["t4"]["absorbing"]["0.0"]["mean_rollouts"] == 10.0
+    assert t4["recoverable"]["0.2"]["truncated_at_end"] < t4["absorbing"]["0.2"]["truncated_at_end"]
