@@ -308,10 +308,18 @@ def render_claims(S: dict[str, dict]) -> str:
         "| T3 score distinguishability | holds for scores; integer allocation cannot distinguish states ([T3](../theory/THEORY.md)) |",
         "| T4 filtering stability | the bound holds but is vacuous at the defaults ([T4](../theory/THEORY.md)) |",
         "", "## Beyond the paper", "",
-        "(Reserved for issue 9.)",
+        *beyond_section(),
         "",
     ]
     return "\n".join(out)
+
+
+def beyond_section(path: Path = HERE / "BEYOND.md") -> list[str]:
+    """The body of BEYOND.md (issue 9: the allocation variants, their theory and training), headings one level down."""
+    if not path.exists():
+        return ["(No results for issue 9.)"]
+    body = path.read_text().split("\n", 1)[1].strip().splitlines()
+    return [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in body]
 
 
 def render_readme_block(S: dict[str, dict]) -> str:

@@ -84,6 +84,20 @@ EXPERIMENTS: dict[str, Experiment] = {
         "GRPO vs GiGPO vs 3SPO, ALFWorld (500-game train subset, linear policy)", (GRPO, GIGPO, SPO3), base=ALFWORLD_POOL, seeds=3,
         small_overrides=("env.alfworld.max_tasks=4", "eval.episodes=2", "env.max_steps=5"),
     ),
+    "beyond": Experiment(
+        "Beyond the paper (issue 9): 3SPO's allocation variants vs paper 3SPO, GRPO, GiGPO on a 2-game pool "
+        "(TextWorld, linear policy), where Eq. 3 collapses",
+        (
+            GRPO, GIGPO, SPO3,
+            Variant("min_siblings=2", "3spo", ("algo.min_siblings=2",)),
+            Variant("forced_exploration=2", "3spo", ("algo.forced_exploration=2.0",)),
+            Variant("recoverable", "3spo", ("algo.truncation=recoverable",)),
+            Variant("score_clock=visits", "3spo", ("algo.score_clock=visits",)),
+            Variant("combined", "3spo", ("algo.min_siblings=2", "algo.forced_exploration=2.0", "algo.truncation=recoverable")),
+        ),
+        seeds=5,
+        overrides=("env.textworld.max_tasks=2",),
+    ),
 }
 """Every experiment, in the order the full profile runs them (most important first)."""
 
