@@ -22,6 +22,8 @@ export HF_HUB_OFFLINE        ?= 1
 export TRANSFORMERS_OFFLINE  ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 export MPLBACKEND            ?= Agg
+# The tests and the notebooks install ALFWorld's games from ../shared/data into one place inside the checkout.
+export ALFWORLD_DATA         ?= $(CURDIR)/.cache/alfworld
 
 .PHONY: install quickstart test bench clean figures experiments
 

@@ -5,14 +5,17 @@
     torchrun --nproc_per_node=N -m spo3.cli train ... the same on N processes (docs/scaling.md)
     spo3 train --help-config                          every config field with its default and meaning
     spo3 eval RUN_OR_CHECKPOINT [--split valid_unseen] evaluate a run's newest checkpoint (or a given one)
+    spo3 states RUN [--top N] [--sort score|visits|n] [--grep TEXT] [--csv FILE]   what the state store learned
     spo3 data alfworld --from DIR [--to DIR]          install the ALFWorld game archives, verified
     spo3 quickstart [--profile small|default]         the main job: 3SPO vs GRPO on a generated TextWorld game
+
+Errors in the user's setup (missing data, GPU, model or package; a bad config value) print one line that names
+the fix; add --debug for the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -24,6 +27,7 @@ __all__ = ["main"]
 def _cmd_train(args: argparse.Namespace) -> int:
     from spo3.config import TrainConfig, load_config
     from spo3.config.loading import describe
+    from spo3.experiments.inspection import format_run_summary
     from spo3.training.loop import train
 
     if args.help_config:
@@ -40,52 +44,49 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run = train(cfg, resume=args.resume or False, run_dir=run_dir, allow_config_change=args.allow_config_change)
     if os.environ.get("RANK", "0") != "0":  # one of several training processes: rank 0 reports
         return 0
-    print(f"run directory: {run}\nmetrics: {run / 'metrics.jsonl'} (and metrics.csv)\ncheckpoints: {run / 'checkpoints'}")
+    print(format_run_summary(run))
     return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from spo3.training.builders import build_env, build_policy, env_corpus, task_list
-    from spo3.training.checkpoint import latest_checkpoint, load_checkpoint
-    from spo3.config import load_config
-    from spo3.envs.guard import GuardedEnv
-    from spo3.training.evaluate import evaluate
+    from spo3.experiments.inspection import format_run_summary
+    from spo3.training.evaluate import evaluate_run
 
-    target = Path(args.run)
-    if (target / "manifest.json").exists():
-        checkpoint, run_dir = target, target.parent.parent
-    else:
-        checkpoint, run_dir = latest_checkpoint(target), target
-        if checkpoint is None:
-            raise SystemExit(f"spo3 eval: no checkpoint under {target / 'checkpoints'}")
-    cfg = load_config(run_dir / "config.yaml", args.overrides)
-    env = GuardedEnv(lambda: build_env(cfg.env, cfg.seed), cfg.env.step_timeout_s)
-    split = args.split or cfg.env.eval_split
-    tasks = task_list(env, cfg.env, split, cfg.seed)
-    corpus = env_corpus(env, task_list(env, cfg.env, cfg.env.train_split, cfg.seed)) if cfg.policy.kind == "hf" else ()
-    policy = build_policy(cfg.policy, cfg.seed, corpus)
-    load_checkpoint(checkpoint, policy, None)
-    episodes = args.episodes or len(tasks)
-    temperature = cfg.eval.temperature if args.temperature is None else args.temperature
-    report = evaluate(
-        policy, env, tasks, episodes, temperature=temperature, seed=args.seed, scope=cfg.algo.state_scope,
-        history_length=cfg.env.history_length,
+    r = evaluate_run(
+        args.run, args.split, args.episodes, temperature=args.temperature, seed=args.seed, overrides=args.overrides,
+        out=args.out,
     )
-    label = f" catalogue={env.inner.catalogue}" if hasattr(env.inner, "catalogue") else ""
-    print(f"{checkpoint} on {cfg.env.name}/{split}{label}: {episodes} episodes, temperature {temperature}")
-    print(f"success {report.success_rate:.3f}  (95% CI {report.ci_low:.3f}-{report.ci_high:.3f}, "
-          f"{report.successes}/{report.episodes})  mean length {report.mean_length:.1f}")
-    if report.mean_score is not None:
-        print(f"mean task score {report.mean_score:.3f}")
-    for task_type, row in report.per_type.items():
+    label = f" catalogue={r['catalogue']}" if "catalogue" in r else ""
+    print(f"{r['checkpoint']} on {r['env']}/{r['split']}{label}: {r['episodes']} episodes, temperature {r['temperature']}")
+    print(f"success {r['success_rate']:.3f}  (95% CI {r['ci_low']:.3f}-{r['ci_high']:.3f}, "
+          f"{r['successes']}/{r['episodes']})  mean length {r['mean_length']:.1f}, "
+          f"environment steps {sum(e['length'] for e in r['per_episode'])}")
+    if r["mean_score"] is not None:
+        print(f"mean task score {r['mean_score']:.3f}")
+    for task_type, row in r["per_type"].items():
         print(f"  {task_type:<34} {row['success_rate']:.3f}  ({row['successes']}/{row['episodes']}, "
               f"CI {row['ci_low']:.2f}-{row['ci_high']:.2f})")
-    out = Path(args.out) if args.out else run_dir / f"eval-{split}-{checkpoint.name}.json"
-    record = {"checkpoint": str(checkpoint), "split": split, "temperature": temperature, "seed": args.seed, **report.to_dict(True)}
-    if hasattr(env.inner, "catalogue"):
-        record["catalogue"] = env.inner.catalogue
-    out.write_text(json.dumps(record, indent=1))
-    print(f"written: {out}")
+    run_dir = Path(r["checkpoint"]).parent.parent
+    if (run_dir / "metrics.jsonl").exists():
+        print("training " + format_run_summary(run_dir))
+    print(f"written: {r['path']}")
+    return 0
+
+
+def _cmd_states(args: argparse.Namespace) -> int:
+    from spo3.experiments.inspection import (
+        format_state_table, load_store, n_histogram, state_table, table_to_csv,
+    )
+
+    store = load_store(args.run)
+    rows = state_table(store, sort=args.sort, grep=args.grep)
+    print(f"{args.run}: {len(store)} states, t = {store.t}, alpha {store.params.alpha}, xi {store.params.xi}, "
+          f"zeta {store.params.zeta}, G_max {store.params.g_max}" + (f"; {len(rows)} match {args.grep!r}" if args.grep else ""))
+    print(format_state_table(rows[: args.top] if args.top else rows))
+    hist = n_histogram(store)
+    print("n over all states (0 = truncated): " + ", ".join(f"n={n}: {c}" for n, c in hist.items()))
+    if args.csv:
+        print(f"written: {table_to_csv(rows, args.csv)}")
     return 0
 
 
@@ -106,9 +107,12 @@ def _cmd_quickstart(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="spo3", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+    debug = argparse.ArgumentParser(add_help=False)  # --debug also after the subcommand (SUPPRESS: keep the top's)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train GRPO, GiGPO or 3SPO")
+    p = sub.add_parser("train", parents=[debug], help="train GRPO, GiGPO or 3SPO")
     p.add_argument("config", nargs="?", help="YAML config (configs/*.yaml), or a run directory with --resume")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. algo.name=grpo seed=3")
     p.add_argument(
@@ -124,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--help-config", action="store_true", help="list every config field and exit")
     p.set_defaults(fn=_cmd_train)
 
-    p = sub.add_parser("eval", help="evaluate a run or checkpoint")
+    p = sub.add_parser("eval", parents=[debug], help="evaluate a run or checkpoint")
     p.add_argument("run", help="run directory (newest checkpoint) or checkpoint directory")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. env.alfworld.data_dir=...")
     p.add_argument("--split", help="split to evaluate (default: the run's env.eval_split)")
@@ -134,9 +138,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="JSON report path (default: inside the run directory)")
     p.set_defaults(fn=_cmd_eval)
 
-    p = sub.add_parser("data", help="install data sets")
+    p = sub.add_parser("states", parents=[debug], help="per-state table of a run's state store (N, SR, S, n, truncation) and n histogram")
+    p.add_argument("run", help="run directory (newest checkpoint), checkpoint directory or state_store.sqlite")
+    p.add_argument("--top", type=int, default=20, help="rows to print (0: all; default 20)")
+    p.add_argument("--sort", default="score", choices=["score", "visits", "n"], help="descending order (default score)")
+    p.add_argument("--grep", help="only states whose observation text contains TEXT (case-insensitive)")
+    p.add_argument("--csv", help="also write every matching row to this CSV file")
+    p.set_defaults(fn=_cmd_states)
+
+    p = sub.add_parser("data", parents=[debug], help="install data sets")
     data = p.add_subparsers(dest="dataset", required=True)
-    a = data.add_parser("alfworld", help="install ALFWorld split archives (alfworld_json_2.1.1_tw-pddl_<split>.tar.xz)")
+    a = data.add_parser("alfworld", parents=[debug], help="install ALFWorld split archives (alfworld_json_2.1.1_tw-pddl_<split>.tar.xz)")
     a.add_argument("--from", dest="source", required=True, help="directory with the archives and SHA256SUMS.members")
     a.add_argument("--to", help="data directory (default: $ALFWORLD_DATA or ~/.cache/alfworld)")
     a.add_argument("--splits", nargs="*", help="splits to install (default: every archive found)")
@@ -145,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trust a SHA256SUMS.members that spo3 does not know (default: refuse it)")
     a.set_defaults(fn=_cmd_data)
 
-    p = sub.add_parser("quickstart", help="the main job: 3SPO vs GRPO with a tabular policy on a TextWorld game")
+    p = sub.add_parser("quickstart", parents=[debug], help="the main job: 3SPO vs GRPO with a tabular policy on a TextWorld game")
     p.add_argument("--profile", default="default", choices=["small", "default", "full"], help="size of the job")
     p.add_argument("--out", default="runs/quickstart", help="output directory")
     p.set_defaults(fn=_cmd_quickstart)
@@ -154,16 +166,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 _USER_ERRORS = {
     "spo3.envs.alfworld_data": ("AlfworldDataError",),
-    "spo3.config.loading": ("ConfigError",),
+    "spo3.config.loading": ("ConfigError", "SetupError"),
+    "spo3.state.store": ("StateStoreError",),
     "spo3.training.checkpoint": ("CheckpointError",),
     "spo3.training.run_dir": ("ResumeError", "RunLockedError"),
 }
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Errors reported as one line with exit status 2 (only from modules already imported: nothing else can have
-    raised them, and importing them here would load torch for every command)."""
-    found: list[type[BaseException]] = [FileNotFoundError, FileExistsError]
+    """Errors with a cause outside spo3's code (setup, config, files), reported as one line naming the fix with exit
+    status 2; anything else is a bug and keeps its traceback. Only from modules already imported: nothing else can
+    have raised them, and importing them here would load torch for every command."""
+    found: list[type[BaseException]] = [FileNotFoundError, FileExistsError, ModuleNotFoundError]
     for module, names in _USER_ERRORS.items():
         if module in sys.modules:
             found += [getattr(sys.modules[module], name) for name in names]
@@ -192,10 +206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.fn(args)
     except Exception as exc:
-        if not isinstance(exc, _user_errors()):
+        if not isinstance(exc, _user_errors()) or args.debug:
             raise
-        print(f"spo3 {args.command}: {exc}", file=sys.stderr)
+        print(f"spo3 {args.command}: {one_line(exc)}  (--debug shows the traceback)", file=sys.stderr)
         return 2
+
+
+def one_line(exc: BaseException) -> str:
+    """The error's message on one line, with the user's home directory shown as ``~``."""
+    text = " ".join(str(exc).split())
+    home = os.path.expanduser("~")
+    return text.replace(home + os.sep, "~" + os.sep) if home not in ("", os.sep) else text
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ and checks them (:mod:`spo3.config.loading`).
     cfg = load_config("configs/textworld_tabular.yaml", ["algo.alpha=35"])
 """
 
-from spo3.config.loading import ConfigError, apply_overrides, describe, field_docs, from_dict, load_yaml, to_dict
+from spo3.config.loading import ConfigError, SetupError, apply_overrides, describe, field_docs, from_dict, load_yaml, to_dict
 from spo3.config.settings import (
     AlfworldConfig,
     AlgoConfig,
@@ -27,6 +27,7 @@ __all__ = [
     "AlgoConfig",
     "ConfigError",
     "DistConfig",
+    "SetupError",
     "EnvConfig",
     "EvalConfig",
     "LogConfig",

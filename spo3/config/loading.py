@@ -29,6 +29,11 @@ class ConfigError(ValueError):
     """A configuration value or key that is not acceptable; the message names the field."""
 
 
+class SetupError(RuntimeError):
+    """Something missing from the user's setup (data files, a GPU, a model, a package); the message names the fix.
+    The ``spo3`` command prints it as one line (the traceback only under ``--debug``)."""
+
+
 def check(ok: bool, field: str, message: str) -> None:
     """Raise :class:`ConfigError` for ``field`` unless ``ok`` (used in ``__post_init__`` range checks)."""
     if not ok:

@@ -59,7 +59,7 @@ def _existing_dir(value: str | None, field_name: str) -> None:
     check(value is None or Path(value).expanduser().is_dir(), field_name, f"directory {value} does not exist")
 
 
-def _model_available(name: str) -> bool:
+def model_available(name: str) -> bool:
     """A built-in name, a local directory, or a hub id already in the local Hugging Face cache (checked offline)."""
     if name in BUILTIN_MODELS or Path(name).expanduser().is_dir():
         return True
@@ -71,6 +71,15 @@ def _model_available(name: str) -> bool:
         return isinstance(try_to_load_from_cache(name, "config.json"), str)
     except ValueError:  # not a valid repo id either
         return False
+
+
+def require_model(name: str) -> None:
+    """Raise :class:`ConfigError` on field ``model``, naming the fix, unless :func:`model_available` (nothing is
+    downloaded at run time). The config checks it when loaded; the loader again for direct calls."""
+    check(model_available(name), "model",
+          f"{name}: not a built-in model ({', '.join(BUILTIN_MODELS)}), and neither a local model directory nor in the "
+          f"Hugging Face cache (spo3 never downloads at run time); fetch it once where there is network with "
+          f"`hf download {name}`, or set policy.model to a local directory")
 
 
 @dataclass
@@ -237,9 +246,8 @@ class PolicyConfig:
         _finite_positive(self.temperature, "temperature")
         check(self.max_new_tokens >= 1, "max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         check(self.tabular_capacity >= 1, "tabular_capacity", "must be >= 1")
-        check(self.kind != "hf" or _model_available(self.model), "model",
-              f"{self.model!r} is neither a built-in model ({', '.join(BUILTIN_MODELS)}), a local directory, nor in the "
-              "local Hugging Face cache (nothing is downloaded at run time)")
+        if self.kind == "hf":
+            require_model(self.model)
         check(self.linear_dim >= 1, "linear_dim", "must be >= 1")
         check(self.backend in ("hf", "vllm"), "backend", f"must be 'hf' or 'vllm', got {self.backend!r}")
         check(0 < self.gpu_memory_utilization < 1, "gpu_memory_utilization", f"must be in (0, 1), got {self.gpu_memory_utilization}")
@@ -489,7 +497,9 @@ class LogConfig:
     run_name: str | None = None
     """Run directory name inside output_dir (default: <env>-<algo>-s<seed>); no path separators."""
     expansions: bool = False
-    """Write expansions.jsonl: one line per 3SPO expansion (state, S, n, each child's action, reward, outcome)."""
+    """3SPO: write expansions.jsonl, one line per tree-search expansion (state, S, n, each child's key, action,
+    reward and outcome, search order), for `spo3 states`, notebooks/06_inspect_states and the Fig. 9 case study;
+    about 1 KB per expansion, so off unless asked for (hundreds of MB on the paper's GPU runs)."""
     checkpoint_every: int = 1
     """Write a checkpoint every N iterations (and always after the last)."""
     keep_checkpoints: int = 2

@@ -72,7 +72,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Mapping
 
 from spo3.config.paths import cache_root
-from spo3.envs.alfworld_data import ALFWORLD_SPLITS, GAMES_DIR, AlfworldDataError, check_split, default_data_dir
+from spo3.envs.alfworld_data import ALFWORLD_SPLITS, GAMES_DIR, INSTALL_HINT, AlfworldDataError, check_split, default_data_dir
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 
 __all__ = [
@@ -98,11 +98,6 @@ GAME_FILE = "game.tw-pddl"
 TASK_PREFIX = "Your task is to: "
 DEFAULT_GAME_CACHE_SIZE = 32
 _UNSUPPORTED_PATH_MARKS = ("movable", "Sliced")  # upstream skips these games
-_HOW_TO_GET = (
-    "Install the game files with `spo3 data alfworld --from DIR` (DIR holding alfworld_json_2.1.1_tw-pddl_<split>"
-    ".tar.xz and SHA256SUMS.members, e.g. ../shared/data/alfworld) or with `alfworld-download`, and pass that "
-    "directory as data_dir or set $ALFWORLD_DATA."
-)
 
 
 def task_type_of(task_id: str) -> str:
@@ -215,7 +210,7 @@ def _read_game_file(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
-        raise AlfworldDataError(f"ALFWorld game file {path} not found. {_HOW_TO_GET}") from None
+        raise AlfworldDataError(f"ALFWorld game file {path} not found. {INSTALL_HINT}") from None
     except (OSError, ValueError) as exc:
         raise AlfworldDataError(f"ALFWorld game file {path} is unreadable or not JSON ({exc}); reinstall it") from exc
     missing = [key for key in ("pddl_domain", "grammar", "pddl_problem") if not isinstance(data, dict) or key not in data]
@@ -480,12 +475,12 @@ class AlfworldEnv(TextEnv):
         if split not in self._split_tasks:
             split_dir = self.data_dir / GAMES_DIR / split
             if not split_dir.is_dir():
-                raise AlfworldDataError(f"ALFWorld split {split!r} not found at {split_dir}. {_HOW_TO_GET}")
+                raise AlfworldDataError(f"ALFWorld split {split!r} not found at {split_dir}. {INSTALL_HINT}")
             check_split(self.data_dir, split)
             relative = (path.relative_to(self.data_dir).as_posix() for path in split_dir.glob(f"*/*/{GAME_FILE}"))
             games = sorted(p for p in relative if not any(mark in p for mark in _UNSUPPORTED_PATH_MARKS))
             if not games:
-                raise AlfworldDataError(f"ALFWorld split {split!r} at {split_dir} holds no */*/{GAME_FILE}. {_HOW_TO_GET}")
+                raise AlfworldDataError(f"ALFWorld split {split!r} at {split_dir} holds no */*/{GAME_FILE}. {INSTALL_HINT}")
             self._split_tasks[split] = games
         return list(self._split_tasks[split])
 
@@ -588,5 +583,5 @@ class AlfworldEnv(TextEnv):
             raise EnvError(f"ALFWorld task id {task_id!r} must be a game path relative to the data root {self.data_dir}")
         path = self.data_dir / relative
         if not path.is_file():
-            raise AlfworldDataError(f"ALFWorld game {task_id!r} not found at {path}. {_HOW_TO_GET}")
+            raise AlfworldDataError(f"ALFWorld game {task_id!r} not found at {path}. {INSTALL_HINT}")
         return path

@@ -47,6 +47,7 @@ from importlib.util import find_spec
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
+from spo3.config.loading import SetupError
 from spo3.envs.base import EnvError
 
 __all__ = [
@@ -89,13 +90,13 @@ PINNED_ARCHIVES: Mapping[str, Mapping[str, Any]] = {
 """Per split, the SHA-256 of the archive that goes with a pinned manifest, and its largest member in bytes."""
 UNPINNED_MEMBER_CAP = 1 << 20
 """Largest member accepted from an unpinned archive (about 8x the largest known game)."""
-_HOW_TO_GET = (
-    "Get the archives alfworld_json_2.1.1_tw-pddl_<split>.tar.xz and SHA256SUMS.members (this project keeps them in "
-    "../shared/data/alfworld/), then run `spo3 data alfworld --from DIR`; or run `alfworld-download`."
+INSTALL_HINT = (
+    "Install the game files: `spo3 data alfworld --from DIR` (DIR holds alfworld_json_2.1.1_tw-pddl_<split>.tar.xz "
+    "and SHA256SUMS.members), or `alfworld-download`; or point env.alfworld.data_dir / $ALFWORLD_DATA at them."
 )
 
 
-class AlfworldDataError(EnvError):
+class AlfworldDataError(EnvError, SetupError):
     """ALFWorld game files are missing, corrupt or unsafe to install."""
 
 
@@ -176,7 +177,7 @@ def install_alfworld(
     target = Path(data_dir).expanduser() if data_dir is not None else default_data_dir()
     manifest_path = source / MANIFEST_NAME
     if not manifest_path.is_file():
-        raise AlfworldDataError(f"{manifest_path} not found. {_HOW_TO_GET}")
+        raise AlfworldDataError(f"{manifest_path} not found. {INSTALL_HINT}")
     manifest_sha = _sha256_file(manifest_path)
     pinned = manifest_sha in PINNED_MANIFESTS
     if not pinned and not allow_unpinned:
@@ -189,7 +190,7 @@ def install_alfworld(
     if splits is None:
         chosen = [s for s in ALFWORLD_SPLITS if (source / archive_name(s)).is_file()]
         if not chosen:
-            raise AlfworldDataError(f"no alfworld_json_2.1.1_tw-pddl_<split>.tar.xz archive in {source}. {_HOW_TO_GET}")
+            raise AlfworldDataError(f"no alfworld_json_2.1.1_tw-pddl_<split>.tar.xz archive in {source}. {INSTALL_HINT}")
     else:
         chosen = [splits] if isinstance(splits, str) else list(splits)
         for split in chosen:
@@ -201,7 +202,7 @@ def install_alfworld(
         t_split = time.perf_counter()
         archive = source / archive_name(split)
         if not archive.is_file():
-            raise AlfworldDataError(f"{archive} not found. {_HOW_TO_GET}")
+            raise AlfworldDataError(f"{archive} not found. {INSTALL_HINT}")
         prefix = f"{GAMES_DIR}/{split}/"
         expected = {path: digest for path, digest in manifest.items() if path.startswith(prefix)}
         if not expected:

@@ -108,15 +108,14 @@ def format_summary(rows: list[dict]) -> str:
 
 def plot_variants(runs: dict[str, list[Path]], path: str | Path, title: str) -> Path:
     """Learning curves (success against environment steps) of every variant, saved to ``path``."""
-    import matplotlib
+    # A bare Figure, not pyplot: it draws without any GUI backend and leaves the caller's backend alone (a library
+    # that called matplotlib.use("Agg") switched a notebook kernel's inline backend off for every later plot).
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
     plot_learning_curves(runs, ax=ax)
     ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return Path(path)

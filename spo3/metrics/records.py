@@ -60,13 +60,19 @@ class MetricsLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as exc:
-                raise ImportError("log.tensorboard=true needs the tensorboard package (pip install tensorboard)") from exc
+                raise ModuleNotFoundError(
+                    "log.tensorboard=true needs the tensorboard package: pip install 'spo3[tracking]' "
+                    "(or set log.tensorboard=false)", name="tensorboard",
+                ) from exc
             self._tb = SummaryWriter(str(self.run_dir / "tensorboard"))
         if wandb:
             try:
                 import wandb as wandb_module
             except ImportError as exc:
-                raise ImportError("log.wandb=true needs the wandb package (pip install wandb)") from exc
+                raise ModuleNotFoundError(
+                    "log.wandb=true needs the wandb package: pip install 'spo3[tracking]' (or set log.wandb=false)",
+                    name="wandb",
+                ) from exc
             self._wandb = wandb_module.init(dir=str(self.run_dir), config=wandb_config, name=self.run_dir.name)
 
     def truncate(self, after_iteration: int) -> None:

@@ -37,14 +37,14 @@ from typing import Any, Iterable, Iterator, Sequence
 import torch
 from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
-from spo3.config import PolicyConfig
+from spo3.config import PolicyConfig, SetupError
 from spo3.policies.base import Policy, PolicyInput, Response, TokenScores
 from spo3.policies.engines.base import Generated, GenerationEngine, SamplingSpec
 from spo3.policies.engines.hf import HFEngine, seeded
 from spo3.policies.lora import DEFAULT_LORA_TARGETS, LoraSettings, fold_adapter, lora_settings, merged_weights, wrap_lora
 from spo3.policies.scoring import token_logprobs_and_entropy
 
-__all__ = ["DEFAULT_LORA_TARGETS", "HFPolicy", "LoraSettings", "build_hf_policy", "token_logprobs_and_entropy"]
+__all__ = ["DEFAULT_LORA_TARGETS", "HFPolicy", "LoraSettings", "build_hf_policy", "check_device", "token_logprobs_and_entropy"]
 
 class HFPolicy(Policy):
     """A causal language model (any ``AutoModelForCausalLM`` with a chat-template tokenizer) as a :class:`Policy`.
@@ -340,6 +340,18 @@ def _frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
     return reference
 
 
+def check_device(device: str) -> None:
+    """Raise :class:`SetupError` naming the fix when ``policy.device`` asks for an accelerator torch cannot see."""
+    kind = device.split(":")[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise SetupError(
+            f"policy.device={device}: torch sees no CUDA GPU (torch {torch.__version__}); use policy.device=cpu, or on "
+            "a GPU machine install a CUDA build of torch (conda env create -f environment-gpu.yml)"
+        )
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise SetupError(f"policy.device={device}: torch sees no Apple MPS device; use policy.device=cpu")
+
+
 def build_hf_policy(cfg: PolicyConfig, seed: int, corpus: Sequence[str] = ()) -> HFPolicy:
     """The :class:`HFPolicy` of ``cfg`` (``kind: hf``): model and tokenizer from
     :func:`spo3.policies.hf_models.load_model_and_tokenizer`, LoRA, dtype, device and rollout engine
@@ -354,6 +366,7 @@ def build_hf_policy(cfg: PolicyConfig, seed: int, corpus: Sequence[str] = ()) ->
 
     if cfg.kind != "hf":
         raise ValueError(f"build_hf_policy: policy.kind={cfg.kind!r}, expected 'hf'")
+    check_device(cfg.device)  # before loading: a 1.5B model takes minutes to load on CPU
     model, tokenizer = load_model_and_tokenizer(cfg.model, seed, corpus, getattr(torch, cfg.dtype))
     try:
         model = model.to(cfg.device)

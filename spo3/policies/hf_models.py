@@ -27,6 +27,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from spo3.config.paths import cache_root
+from spo3.config.settings import require_model
 from spo3.envs import prompts
 from spo3.policies.tabular import format_action
 
@@ -278,7 +279,9 @@ def load_model_and_tokenizer(
       dtype: parameter dtype.
 
     Raises:
-      ValueError: the model cannot be found or loaded, or its tokenizer has no chat template.
+      ConfigError: ``name`` is neither a local directory nor a hub id in the local cache
+        (:func:`spo3.config.settings.require_model`).
+      ValueError: the model cannot be loaded, or its tokenizer has no chat template.
     """
     if name == "tiny":
         tokenizer = train_tiny_tokenizer(corpus)
@@ -286,6 +289,7 @@ def load_model_and_tokenizer(
     elif name == "smollm2":
         model, tokenizer = load_smollm2(dtype)
     else:
+        require_model(name)  # the config checks it too; this covers direct calls
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)
             model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype)

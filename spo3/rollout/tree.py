@@ -97,7 +97,9 @@ class TreeSearch:
         generator and ``rng``).
 
     Iterate :meth:`rounds` to run the search; afterwards :attr:`result` holds every sample and finished
-    trajectory, and :attr:`outcomes` the (wins, finished) count of the trajectories through each node.
+    trajectory, :attr:`outcomes` the (wins, finished) count of the trajectories through each node, and
+    :attr:`expansions` one compact record per expansion in search order (the run's
+    ``expansions.jsonl``, for tracing how the search treated a state: see :meth:`_trace`).
     """
 
     def __init__(
@@ -226,9 +228,9 @@ class TreeSearch:
         self.stats.time_score += time.perf_counter() - t0
         for sample, r in zip(samples, rewards):
             sample.reward = float(r)
-        self._trace(tree, node, samples, rewards)
-
-        ranked = [children[j] for j in np.argsort(-rewards, kind="stable")]
+        order = np.argsort(-rewards, kind="stable")
+        self._trace(tree, node, children, samples, rewards, order)
+        ranked = [children[j] for j in order]
         for child in ranked:
             if child.done:
                 self._finish(tree, child)
@@ -265,14 +267,21 @@ class TreeSearch:
             return tree.root
         return tree.frontier.pop() if tree.frontier else None
 
-    def _trace(self, tree: _Tree, node: Node, samples: list[StepSample], rewards: np.ndarray) -> None:
-        """Record an expansion: the state (key, text, S and n from the frozen store) and each child's action,
-        reward and outcome (for case studies such as the paper's Fig. 9)."""
+    def _trace(
+        self, tree: _Tree, node: Node, children: list[Node], samples: list[StepSample], rewards: np.ndarray,
+        order: np.ndarray,
+    ) -> None:
+        """Record an expansion: the state (node id, key, text, S and n from the frozen store; the children actually
+        sampled are n capped by the budget, one per action), each child's key, action, reward and outcome (for case
+        studies such as the paper's Fig. 9), and the search order (child indices, best first: the first is
+        followed, the others are stacked for backtracking)."""
         self.expansions.append({
-            "task": tree.task_id, "depth": node.depth, "key": node.key, "text": node.state_anchor,
+            "task": tree.task_id, "node": node.node_id, "depth": node.depth, "key": node.key, "text": node.state_anchor,
             "score": float(self.store.scores([node.key])[0]), "n": int(self.store.rollouts([node.key])[0]),
+            "children": [c.key for c in children],
             "actions": [smp.action for smp in samples], "rewards": [round(float(r), 6) for r in rewards],
             "won": [smp.won for smp in samples], "done": [smp.done for smp in samples],
+            "order": [int(j) for j in order],
         })
 
     def _finish(self, tree: _Tree, node: Node, truncated: bool = False) -> None:

@@ -7,8 +7,10 @@ samples from its own seed and puts the policy's RNG back afterwards, so evaluati
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -19,7 +21,7 @@ from spo3.metrics import wilson_interval
 from spo3.rollout.group import group_rollout
 from spo3.state.keys import Scope
 
-__all__ = ["EvalReport", "evaluate"]
+__all__ = ["EvalReport", "evaluate", "evaluate_run"]
 
 
 @dataclass
@@ -99,3 +101,61 @@ def evaluate(
             for t in trajectories
         ],
     )
+
+
+def evaluate_run(
+    run: str | Path,
+    split: str | None = None,
+    episodes: int | None = None,
+    *,
+    temperature: float | None = None,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+    out: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a run's newest checkpoint (or a given checkpoint directory) on ``split``, as `spo3 eval` does.
+
+    Args:
+      run: a run directory or one of its ``checkpoints/iter_*`` directories.
+      split: split to evaluate (default: the run's ``env.eval_split``).
+      episodes: episodes (default: one per task of the split, after the config's task filters).
+      temperature: sampling temperature (default: the run's ``eval.temperature``).
+      seed: evaluation sampling seed.
+      overrides: config overrides applied to the run's config (e.g. a data directory on another machine).
+      out: JSON report path (default ``<run>/eval-<split>-<checkpoint>.json``).
+
+    Returns:
+      The report written to ``out``: checkpoint, env, split, catalogue (WebShop), temperature, seed, the
+      :class:`EvalReport` fields with every episode, and ``path``.
+    """
+    from spo3.config import load_config
+    from spo3.envs.guard import GuardedEnv
+    from spo3.training.builders import build_env, build_policy, env_corpus, task_list
+    from spo3.training.checkpoint import latest_checkpoint, load_checkpoint
+
+    target = Path(run)
+    if (target / "manifest.json").exists():
+        checkpoint, run_dir = target, target.parent.parent
+    else:
+        checkpoint, run_dir = latest_checkpoint(target), target
+        if checkpoint is None:
+            raise FileNotFoundError(f"{target}: no checkpoint under {target / 'checkpoints'}")
+    cfg = load_config(run_dir / "config.yaml", overrides)
+    env = GuardedEnv(lambda: build_env(cfg.env, cfg.seed), cfg.env.step_timeout_s)
+    split = split or cfg.env.eval_split
+    tasks = task_list(env, cfg.env, split, cfg.seed)
+    corpus = env_corpus(env, task_list(env, cfg.env, cfg.env.train_split, cfg.seed)) if cfg.policy.kind == "hf" else ()
+    policy = build_policy(cfg.policy, cfg.seed, corpus)
+    load_checkpoint(checkpoint, policy, None)
+    temperature = cfg.eval.temperature if temperature is None else temperature
+    report = evaluate(
+        policy, env, tasks, episodes or len(tasks), temperature=temperature, seed=seed, scope=cfg.algo.state_scope,
+        history_length=cfg.env.history_length,
+    )
+    record = {
+        "checkpoint": str(checkpoint), "env": cfg.env.name, "split": split, "temperature": temperature, "seed": seed,
+        **({"catalogue": env.inner.catalogue} if hasattr(env.inner, "catalogue") else {}), **report.to_dict(True),
+    }
+    path = Path(out) if out else run_dir / f"eval-{split}-{checkpoint.name}.json"
+    path.write_text(json.dumps(record, indent=1))
+    return {**record, "path": str(path)}

@@ -48,7 +48,7 @@ from spo3.state.store import StateStore, StoreSnapshot
 from spo3.training.distributed import Distributed, align_policy, gather_result, init_distributed, prepare_policy
 from spo3.training.update import build_optimizer, ppo_update
 
-__all__ = ["TaskSampler", "train"]
+__all__ = ["EXPANSIONS_FILE", "TaskSampler", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,8 @@ class _UpdateLog:
 
 
 EXPANSIONS_FILE = "expansions.jsonl"
-"""3SPO's expansion trace (log.expansions): one JSON line per expansion, with its iteration."""
+"""3SPO's expansion trace (log.expansions): one JSON line per expansion (see :meth:`TreeSearch._trace`), with its
+iteration."""
 
 
 def _truncate_expansions(path: Path, after_iteration: int) -> None:
@@ -432,7 +433,8 @@ def _train(
                 )
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(success=f"{record['success_rate']:.2f}", states=record["unique_states"])
+            # the rollouts' success (sampling at policy.temperature, searched by 3SPO), not the evaluation's
+            progress.set_postfix({"train success": f"{record['success_rate']:.2f}", "states": record["unique_states"]})
     if progress is not None:
         progress.close()
     if pool is not None:

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import spo3.policies.hf_models as hf_models
-from spo3.config import PolicyConfig
+from spo3.config import ConfigError, PolicyConfig
 from spo3.policies.hf import DEFAULT_LORA_TARGETS, HFPolicy, build_hf_policy
-from spo3.policies.hf_models import QWEN25_DEFAULT_SYSTEM, chatml_template, prompt_vocabulary, train_tiny_tokenizer
+from spo3.policies.hf_models import QWEN25_DEFAULT_SYSTEM, chatml_template, load_model_and_tokenizer, prompt_vocabulary, train_tiny_tokenizer
 from tests.policies.helpers import CORPUS, decision
 
 
@@ -117,8 +117,11 @@ def test_damaged_smollm2_cache_names_the_directory(monkeypatch, tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- errors
 def test_unknown_model_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="model: .* is neither a built-in model .* nor in the local Hugging Face cache"):
-        build_hf_policy(PolicyConfig(kind="hf", model=str(tmp_path / "nowhere")), seed=0)  # refused by the config
+    # refused when the config is built, with the one-line fix (spo3 never downloads)
+    with pytest.raises(ConfigError, match="model: .* neither a local model directory nor in the Hugging Face cache.*hf download"):
+        build_hf_policy(PolicyConfig(kind="hf", model=str(tmp_path / "nowhere")), seed=0)
+    with pytest.raises(ConfigError, match="neither a local model directory nor in the Hugging Face cache"):
+        load_model_and_tokenizer(str(tmp_path / "nowhere"), seed=0)  # and when the loader is called directly
     with pytest.raises(ValueError, match="expected 'hf'"):
         build_hf_policy(PolicyConfig(kind="tabular"), seed=0)
 

@@ -29,6 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
+from spo3.config.loading import SetupError
 from spo3.envs.webshop.search import BM25Index
 
 __all__ = [
@@ -64,7 +65,7 @@ COLOR_SET: tuple[str, ...] = tuple(
 )
 
 
-class CatalogueError(ValueError):
+class CatalogueError(ValueError, SetupError):
     """A WebShop data file is missing, corrupt or malformed (the message names the file and the problem)."""
 
 
@@ -530,9 +531,8 @@ def load_catalogue(
         attribute_path = directory / SMALL_FILES[1]
     if not attribute_path.is_file():
         raise CatalogueError(
-            f"{attribute_path}: not found. WebShop needs {attribute_path.name} (see "
-            "shared/data/webshop/PROVENANCE.md: AgentGym's agentenv-webshop/webshop/data/); add "
-            f"{product_path.name} beside it for the real catalogue."
+            f"{attribute_path}: not found. WebShop needs {attribute_path.name} in env.webshop.data_dir (from "
+            f"AgentGym's agentenv-webshop/webshop/data/); add {product_path.name} beside it for the real catalogue."
         )
     key = (
         _file_key(attribute_path),
