@@ -63,6 +63,8 @@ class TreeSettings:
     fixed_omega: float | None = None
     invalid_penalty: float = 0.1
     truncated_as_unresolved: bool = False
+    trace: bool = False
+    """Record one :attr:`TreeSearch.expansions` entry per expansion (``log.expansions``); off, nothing is built."""
 
 
 @dataclass
@@ -195,7 +197,7 @@ class TreeSearch:
             n = self._allocation(tree, node)
             self.stats.time_score += time.perf_counter() - t0
             self.stats.n_hist[n] += 1
-            self.stats.unseen_allocations += int(self.store.counts([node.key])[0][0] == 0)
+            self.stats.unseen_allocations += int(self.store.counts_of(node.key)[0] == 0)
             if n > 0:
                 return node, min(n, self._budget_left(tree))
             self.stats.truncations += 1
@@ -229,7 +231,8 @@ class TreeSearch:
         for sample, r in zip(samples, rewards):
             sample.reward = float(r)
         order = np.argsort(-rewards, kind="stable")
-        self._trace(tree, node, children, samples, rewards, order)
+        if self.settings.trace:
+            self._trace(tree, node, children, samples, rewards, order)
         ranked = [children[j] for j in order]
         for child in ranked:
             if child.done:
@@ -277,7 +280,7 @@ class TreeSearch:
         followed, the others are stacked for backtracking)."""
         self.expansions.append({
             "task": tree.task_id, "node": node.node_id, "depth": node.depth, "key": node.key, "text": node.state_anchor,
-            "score": float(self.store.scores([node.key])[0]), "n": int(self.store.rollouts([node.key])[0]),
+            "score": float(self.store.score_of(node.key)), "n": int(self.store.rollouts_of(node.key)),
             "children": [c.key for c in children],
             "actions": [smp.action for smp in samples], "rewards": [round(float(r), 6) for r in rewards],
             "won": [smp.won for smp in samples], "done": [smp.done for smp in samples],

@@ -226,7 +226,7 @@ def _rollout_and_update(
                 forced_exploration=algo.forced_exploration, truncation=algo.truncation,
                 truncation_retry=algo.truncation_retry, use_novelty=algo.use_novelty, novelty=algo.novelty,
                 use_score_diff=algo.use_score_diff, fixed_omega=algo.fixed_omega, invalid_penalty=algo.invalid_penalty,
-                truncated_as_unresolved=algo.truncated_as_unresolved,
+                truncated_as_unresolved=algo.truncated_as_unresolved, trace=cfg.log.expansions,
             ), None, temperature=cfg.policy.temperature, scope=algo.state_scope, history_length=cfg.env.history_length,
             streams=streams,
         )
