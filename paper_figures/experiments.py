@@ -90,7 +90,6 @@ EXPERIMENTS: dict[str, Experiment] = {
         (
             GRPO, GIGPO, SPO3,
             Variant("min_siblings=2", "3spo", ("algo.min_siblings=2",)),
-            Variant("forced_exploration=2", "3spo", ("algo.forced_exploration=2.0",)),
             Variant("forced_exploration=10", "3spo", ("algo.forced_exploration=10.0",)),
             Variant("recoverable", "3spo", ("algo.truncation=recoverable",)),
             Variant("score_clock=visits", "3spo", ("algo.score_clock=visits",)),
