@@ -240,6 +240,12 @@ def pools_table(S: dict[str, dict]) -> list[str]:
     return lines
 
 
+def provenance(S: dict[str, dict]) -> list[str]:
+    """The commits each experiment's runs were trained at (``git_commit`` of every run in its log)."""
+    rows = [f"{name} {', '.join(c[:10] + ('+dirty' if c.endswith('+dirty') else '') for c in s.get('git_commits', [])) or 'unknown'}" for name, s in S.items() if name in COMMAND]
+    return ["", "**Code the runs were trained at** (`git_commit` of each run in `paper_figures/data/`): " + "; ".join(rows) + "."] if rows else []
+
+
 def render_claims(S: dict[str, dict]) -> str:
     m = S.get("methods")
     intro = [
@@ -266,7 +272,7 @@ def render_claims(S: dict[str, dict]) -> str:
     if m:
         intro.append(f"Methods experiment: {seeds_note(m, 'GRPO', 'GiGPO', '3SPO')}; equal-step budget {m['budget_env_steps']:.0f} steps.")
     rules = (__doc__ or "").split("every verdict from the rules below, applied to those numbers:", 1)[1].strip()
-    out = intro + ["", "**Verdict rules.**", "", rules, "", "## Results, methods, ablations and sensitivity", ""] + claims_table(S)
+    out = intro + provenance(S) + ["", "**Verdict rules.**", "", rules, "", "## Results, methods, ablations and sensitivity", ""] + claims_table(S)
     out += identical_note(S)
     out += ["", "## Analogues of the paper's figures", ""] + figures_table(S)
     out += [
@@ -292,8 +298,15 @@ def render_claims(S: dict[str, dict]) -> str:
         "  tokens is equal environment steps here.",
         "- **ALFWorld at a useful size**: a step costs ~0.1 s and a reset ~2 s of the shared CPU; what fitted is a",
         "  smoke-level run (2 iterations of 2 games, evaluation on 6 valid_unseen games; valid_seen not evaluated).",
-        "- **Treasure hunter**: its 200-game pool is generated and `python -m paper_figures.run treasure` runs it; it did",
-        "  not fit in this session's CPU time (the row above says \"not run\" until its log is committed).",
+        "- **Treasure hunter**: its 200-game pool is generated and `python -m paper_figures.run treasure` runs it (15 runs);",
+        "  it has not fitted in a session's CPU time yet: a run of this regime takes about 2 minutes of the shared CPU, most",
+        "  of it the 7 evaluations on 40 unseen games (the row above says \"not run\" until its log is committed).",
+        "- **Ablations and the alpha and (xi, zeta) sweeps on the current code**: their logs (commits above) were trained",
+        "  on a branch whose history was later rewritten, before two changes to the random streams (they now follow the",
+        "  task; tabular sampling draws over each input's own actions), so they cannot be reproduced exactly from this",
+        "  repository's history, and their 3SPO rows are not the methods experiment's runs. Their verdicts stand as",
+        "  measured then. `python -m paper_figures.run ablations alpha xi_zeta` retrains them (30 runs not shared with",
+        "  methods, about an hour of one shared core).",
         "- **Ablations at the best alpha**: run only where the best alpha of the sensitivity sweep is 50.",
         "- **WebShop**: not run with the linear policy.",
         "", "## Theory", "",
