@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _USER_ERRORS = {
     "spo3.envs.alfworld_data": ("AlfworldDataError",),
+    "spo3.envs.guard": ("EnvUnavailable",),
     "spo3.config.loading": ("ConfigError", "SetupError"),
     "spo3.state.store": ("StateStoreError",),
     "spo3.training.checkpoint": ("CheckpointError",),

@@ -38,6 +38,9 @@ class EvalReport:
     """Mean task score where the environment reports one (WebShop), else None."""
     per_episode: list[dict[str, Any]] = field(default_factory=list)
     """task_id, task_type, won, length, score of every episode."""
+    env_failures: int = 0
+    """Episodes ended by an engine failure (a failed reset or step, see :mod:`spo3.envs.guard`); they count as
+    lost episodes (a failed reset as one of length 0)."""
 
     def to_dict(self, with_episodes: bool = False) -> dict[str, Any]:
         d = asdict(self)
@@ -100,6 +103,7 @@ def evaluate(
             {"task_id": t.task_id, "task_type": t.task_type, "won": t.won, "length": t.length, "score": t.score}
             for t in trajectories
         ],
+        env_failures=result.stats.env_failures,
     )
 
 

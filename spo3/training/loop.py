@@ -402,7 +402,8 @@ def _train(
         result, sample_counts = gathered
         truncated_before = store.all_scores() == 0
         for traj in result.trajectories:
-            store.record_trajectory(traj.keys, traj.won, traj.anchors)
+            if traj.keys:  # a task whose reset failed reached no state: it counts as lost, but not in the store
+                store.record_trajectory(traj.keys, traj.won, traj.anchors)
         recovered = int(np.count_nonzero(truncated_before & (store.all_scores()[: truncated_before.size] > 0)))
 
         counters.env_steps += result.stats.env_steps
