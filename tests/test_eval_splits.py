@@ -1,6 +1,8 @@
 """Stratified choices of tasks (evaluation by split and task type, the warm start by task type), and training records
 with a report per split."""
 
+import json
+
 import pytest
 
 from spo3.config import ConfigError, load_config
@@ -68,7 +70,9 @@ def test_training_records_a_stratified_report_per_split(tmp_path):
         "algo.name=grpo", "iterations=2", "tasks_per_iteration=2", "algo.group_size=2", "eval.every=2",
         "eval.splits=[valid,test]", "eval.per_type=2", "log.progress=false", f"log.output_dir={tmp_path}", "log.run_name=r",
     ])
-    records = read_metrics(train(cfg, env=SplitGraphEnv()))
+    run = train(cfg, env=SplitGraphEnv())
+    records = read_metrics(run)
+    assert json.loads((run / "summary.json").read_text())["evaluation"]["episodes"] == 12  # per evaluation: 2 splits x 6
     evaluated = [r for r in records if "eval" in r]
     assert [r["iteration"] for r in evaluated] == [0, 2]
     for record in evaluated:
