@@ -292,7 +292,23 @@ def alfworld_table(S: dict[str, dict]) -> list[str]:
             cells = [f"{row['final']['per_type'][t]['successes']}/{row['final']['per_type'][t]['episodes']}"
                      if t in row["final"]["per_type"] else "-" for t in types]
             lines.append(f"| {split} | {label} | {ci(row['start']['iqm'])} | {ci(row['final']['iqm'])} | " + " | ".join(cells) + " |")
-    return lines
+    return lines + ["", *alfworld_findings(splits, labels)]
+
+
+def alfworld_findings(splits: dict[str, dict], labels: list[str]) -> list[str]:
+    """One sentence per split, read off the intervals: does a method end above its start (the warm start), and do
+    the methods' final intervals separate."""
+    out = []
+    for split, rows in splits.items():
+        above = [label for label in labels if rows[label]["final"]["iqm"][1] > rows[label]["start"]["iqm"][2]]
+        below = [label for label in labels if rows[label]["final"]["iqm"][2] < rows[label]["start"]["iqm"][1]]
+        apart = [f"{a} > {b}" for a in labels for b in labels if rows[a]["final"]["iqm"][1] > rows[b]["final"]["iqm"][2]]
+        learned = (f"{', '.join(above)} ended above the interval of the warm start" if above
+                   else "no method ended above the interval of the warm start")
+        learned += f"; {', '.join(below)} ended below it" if below else ""
+        separated = f"final intervals separate: {', '.join(apart)}" if apart else "the methods' final intervals all overlap"
+        out.append(f"- **{split}**: {learned}; {separated}.")
+    return out
 
 
 def render_claims(S: dict[str, dict]) -> str:
@@ -379,6 +395,23 @@ def beyond_section(path: Path = HERE / "BEYOND.md") -> list[str]:
     return [line.replace("## ", "### ", 1) if line.startswith("## ") else line for line in body]
 
 
+def alfworld_readme_lines(s: dict | None) -> list[str]:
+    """README's ALFWorld lines: evaluation success by split before RL and after, per method (IQM over seeds)."""
+    splits = (s or {}).get("splits")
+    if not splits:
+        return []
+    labels = ordered(s)
+    names = list(splits)
+    first = splits[names[0]][labels[0]]["start"]
+    lines = ["", f"ALFWorld, CPU-sized (`configs/alfworld_pool_linear.yaml`, {seeds_note(s, *labels)}; {first['episodes'] // s['rows'][labels[0]]['seeds']} "
+             f"evaluation games per split, every task type; IQM with 95% stratified-bootstrap interval; {' / '.join(names)}):", ""]
+    lines.append("- before RL (the walkthrough warm start alone): " + " / ".join(ci(splits[n][labels[0]]["start"]["iqm"]) for n in names))
+    for label in labels:
+        lines.append(f"- {label} after {s['rows'][label]['final_env_steps_mean']:.0f} steps on average: "
+                     + " / ".join(ci(splits[n][label]["final"]["iqm"]) for n in names))
+    return lines
+
+
 def render_readme_block(S: dict[str, dict]) -> str:
     lines = [BEGIN, ""]
     m = S.get("methods")
@@ -397,6 +430,7 @@ def render_readme_block(S: dict[str, dict]) -> str:
         if f"{a} vs {b}" in m["comparisons"]:
             c = m["comparisons"][f"{a} vs {b}"]
             lines.append(f"- P({a} > {b}) at equal steps: {ci(c['p_improvement_at_budget'])}; unique states {a}/{b}: {ci(c['unique_states_ratio'])}")
+    lines += alfworld_readme_lines(S.get("alfworld"))
     lines += ["", "Every claim of the paper with its verdict: [paper_figures/CLAIMS.md](paper_figures/CLAIMS.md).", "", END]
     return "\n".join(lines)
 
