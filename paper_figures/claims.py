@@ -280,29 +280,44 @@ def alfworld_table(S: dict[str, dict]) -> list[str]:
     types = sorted({t for rows in splits.values() for row in rows.values() for t in row["final"]["per_type"]})
     short = {t: t.replace("_then_place_in_recep", "").replace("_and_place", "").replace("_obj_in_light", "") for t in types}
     lines += [
-        "", "Evaluation by split: IQM over seeds of the success rate with 95% stratified-bootstrap intervals (strata: task "
-        "types), before RL (the first evaluation, iteration 0) and after the last iteration; per task type, the final "
-        "successes / episodes pooled over seeds.", "",
-        "| Split | Variant | Before RL (IQM) | Final (IQM) | " + " | ".join(short[t] for t in types) + " |",
-        "|---|---|---|---|" + "---|" * len(types),
+        "", "Evaluation by split, before RL (the first evaluation, iteration 0: the warm start alone) and after the last "
+        "iteration: the successes of all episodes pooled over seeds with a 95% Wilson interval; the IQM over seeds of the "
+        "success rate with its 95% stratified-bootstrap interval (strata: task types; with successes this sparse the IQM, "
+        "which trims the best and worst quarter of (seed, type) cells, can be 0 while some episodes succeed); per task type "
+        "the final successes / episodes pooled over seeds. A finding below says two results differ only where both "
+        "intervals separate.", "",
+        "| Split | Variant | Before RL: pooled | Before RL: IQM | Final: pooled | Final: IQM | " + " | ".join(short[t] for t in types) + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(types),
     ]
-    for split, rows in splits.items():
+    order = s.get("split_order") or list(splits)
+    for split in order:
         for label in labels:
-            row = rows[label]
+            row = splits[split][label]
             cells = [f"{row['final']['per_type'][t]['successes']}/{row['final']['per_type'][t]['episodes']}"
                      if t in row["final"]["per_type"] else "-" for t in types]
-            lines.append(f"| {split} | {label} | {ci(row['start']['iqm'])} | {ci(row['final']['iqm'])} | " + " | ".join(cells) + " |")
-    return lines + ["", *alfworld_findings(splits, labels)]
+            lines.append(f"| {split} | {label} | {pooled(row['start'])} | {ci(row['start']['iqm'])} | {pooled(row['final'])} | "
+                         f"{ci(row['final']['iqm'])} | " + " | ".join(cells) + " |")
+    return lines + ["", *alfworld_findings({split: splits[split] for split in order}, labels)]
+
+
+def pooled(evaluation: dict) -> str:
+    """Successes / episodes pooled over seeds, the rate and its Wilson interval."""
+    return f"{evaluation['successes']}/{evaluation['episodes']} = {ci(evaluation['pooled'])}"
 
 
 def alfworld_findings(splits: dict[str, dict], labels: list[str]) -> list[str]:
     """One sentence per split, read off the intervals: does a method end above its start (the warm start), and do
-    the methods' final intervals separate."""
+    the methods' final intervals separate. Intervals separate only if both the pooled (Wilson) and the IQM
+    (stratified bootstrap over seeds) intervals do."""
     out = []
+
+    def higher(x: dict, y: dict) -> bool:
+        return all(x[key][1] > y[key][2] for key in ("pooled", "iqm"))
+
     for split, rows in splits.items():
-        above = [label for label in labels if rows[label]["final"]["iqm"][1] > rows[label]["start"]["iqm"][2]]
-        below = [label for label in labels if rows[label]["final"]["iqm"][2] < rows[label]["start"]["iqm"][1]]
-        apart = [f"{a} > {b}" for a in labels for b in labels if rows[a]["final"]["iqm"][1] > rows[b]["final"]["iqm"][2]]
+        above = [label for label in labels if higher(rows[label]["final"], rows[label]["start"])]
+        below = [label for label in labels if higher(rows[label]["start"], rows[label]["final"])]
+        apart = [f"{a} > {b}" for a in labels for b in labels if higher(rows[a]["final"], rows[b]["final"])]
         learned = (f"{', '.join(above)} ended above the interval of the warm start" if above
                    else "no method ended above the interval of the warm start")
         learned += f"; {', '.join(below)} ended below it" if below else ""
@@ -401,14 +416,15 @@ def alfworld_readme_lines(s: dict | None) -> list[str]:
     if not splits:
         return []
     labels = ordered(s)
-    names = list(splits)
+    names = s.get("split_order") or list(splits)
     first = splits[names[0]][labels[0]]["start"]
     lines = ["", f"ALFWorld, CPU-sized (`configs/alfworld_pool_linear.yaml`, {seeds_note(s, *labels)}; {first['episodes'] // s['rows'][labels[0]]['seeds']} "
-             f"evaluation games per split, every task type; IQM with 95% stratified-bootstrap interval; {' / '.join(names)}):", ""]
-    lines.append("- before RL (the walkthrough warm start alone): " + " / ".join(ci(splits[n][labels[0]]["start"]["iqm"]) for n in names))
+             f"evaluation games per split, every task type; success of all episodes pooled over seeds with a 95% Wilson "
+             f"interval; {' / '.join(names)}):", ""]
+    lines.append("- before RL (the walkthrough warm start alone): " + " / ".join(pooled(splits[n][labels[0]]["start"]) for n in names))
     for label in labels:
         lines.append(f"- {label} after {s['rows'][label]['final_env_steps_mean']:.0f} steps on average: "
-                     + " / ".join(ci(splits[n][label]["final"]["iqm"]) for n in names))
+                     + " / ".join(pooled(splits[n][label]["final"]) for n in names))
     return lines
 
 

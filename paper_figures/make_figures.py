@@ -121,8 +121,9 @@ def _pooled(reports: Sequence[Mapping[str, Any]], task_type: str) -> dict[str, A
 
 def summarise_splits(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
     """Evaluation by split and task type, at the first evaluation (before any update: the warm start alone) and the
-    last: per split and variant, the IQM over seeds with its stratified-bootstrap interval (strata: task types), and
-    per task type the successes pooled over seeds with a Wilson interval. Empty unless runs log ``eval_splits``."""
+    last: per split and variant, the IQM over seeds with its stratified-bootstrap interval (strata: task types), the
+    success rate of all episodes pooled over seeds with a Wilson interval (with sparse successes the IQM over task
+    types trims them away), and per task type the same pooled rate. Empty unless runs log ``eval_splits``."""
     if not all("eval_splits" in r for runs in groups.values() for recs in runs for r in recs if "eval" in r):
         return {}
     out: dict[str, Any] = {}
@@ -134,14 +135,23 @@ def summarise_splits(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
                 reports = [_split_reports(e[index])[split] for e in evaluated]
                 types = sorted(reports[0]["per_type"])
                 by_type = np.array([[r["per_type"][t]["success_rate"] for t in types] for r in reports])
+                wins, n = sum(r["successes"] for r in reports), sum(r["episodes"] for r in reports)
                 row[when] = {
                     "iteration": [e[index]["iteration"] for e in evaluated],
                     "iqm": _interval(stratified_bootstrap_ci(by_type)),
-                    "episodes": sum(r["episodes"] for r in reports),
+                    "successes": wins,
+                    "episodes": n,
+                    "pooled": _interval((wins / n, *wilson_interval(wins, n))),
                     "per_type": {t: _pooled(reports, t) for t in types},
                 }
             out.setdefault(split, {})[label] = row
     return out
+
+
+def split_order(groups: Mapping[str, Sequence[Records]]) -> list[str]:
+    """The evaluated splits, the one of the records' ``eval`` (the run's first split) first."""
+    first = next(r for runs in groups.values() for recs in runs for r in recs if "eval_splits" in r)
+    return sorted(first["eval_splits"], key=lambda split: (first["eval_splits"][split] != first["eval"], split))
 
 
 def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
@@ -189,7 +199,7 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
             }
     splits = summarise_splits(groups)
     return {"budget_env_steps": budget, "threshold": THRESHOLD, "variants": labels, "rows": rows, "comparisons": comparisons,
-            **({"splits": splits} if splits else {})}
+            **({"splits": splits, "split_order": split_order(groups)} if splits else {})}
 
 
 def _save(fig, out: Path, name: str) -> None:
@@ -248,13 +258,14 @@ def plot_allocation(summary: Mapping[str, Any], title: str, out: Path, name: str
     plt.close(fig)
 
 
-def plot_splits(splits: Mapping[str, Any], title: str, out: Path, name: str) -> None:
+def plot_splits(splits: Mapping[str, Any], order: Sequence[str], title: str, out: Path, name: str) -> None:
     """Success by task type on each evaluated split: per variant, the final evaluation (bars, pooled over seeds,
     95% Wilson intervals) and the first one, before any update (black ticks)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(splits), figsize=(7 * len(splits), 4.2), squeeze=False)
-    for ax, (split, rows) in zip(axes[0], splits.items()):
+    for ax, split in zip(axes[0], order):
+        rows = splits[split]
         labels = list(rows)
         types = sorted({t for row in rows.values() for t in row["final"]["per_type"]})
         width = 0.8 / max(1, len(labels))
@@ -264,8 +275,8 @@ def plot_splits(splits: Mapping[str, Any], title: str, out: Path, name: str) -> 
             start = [rows[label]["start"]["per_type"][t]["rate"][0] for t in types]
             point = np.array([f[0] for f in final])
             err = np.array([[p - f[1] for p, f in zip(point, final)], [f[2] - p for p, f in zip(point, final)]])
-            iqm_final = rows[label]["final"]["iqm"]
-            ax.bar(x, point, width, yerr=err, capsize=2, label=f"{label}: IQM {iqm_final[0]:.2f} [{iqm_final[1]:.2f}, {iqm_final[2]:.2f}]")
+            pooled = rows[label]["final"]["pooled"]
+            ax.bar(x, point, width, yerr=err, capsize=2, label=f"{label}: all types {pooled[0]:.2f} [{pooled[1]:.2f}, {pooled[2]:.2f}]")
             ax.scatter(x, start, marker="_", color="black", s=120, zorder=3, label="first evaluation (before RL)" if i == 0 else None)
         ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2, [t.replace("_then_place_in_recep", "").replace("_", " ") for t in types],
                       rotation=20, fontsize=8)
@@ -344,7 +355,7 @@ def make(path: Path, out: Path) -> dict[str, Any]:
     (out / f"{name}.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     plot_experiment(groups, title, out, name)
     if "splits" in summary:
-        plot_splits(summary["splits"], title, out, f"{name}_by_type")
+        plot_splits(summary["splits"], summary["split_order"], title, out, f"{name}_by_type")
     if any(r["n_distribution"] for r in summary["rows"].values()):
         plot_allocation(summary, title, out, f"{name}_allocation")
     traced = [r for r in runs if r.get("expansions")]

@@ -138,3 +138,6 @@ def test_evaluation_by_split_and_task_type_is_summarised_and_drawn(tmp_path):
     assert unseen["3SPO"]["final"]["iqm"][0] == pytest.approx(1.0) and unseen["3SPO"]["start"]["iqm"][0] == pytest.approx(0.125)
     assert unseen["3SPO"]["start"]["iteration"] == [0, 0, 0]
     assert summary["rows"]["3SPO"]["train_success_iqm"][0] == pytest.approx(0.2)
+    assert summary["split_order"] == ["valid_unseen", "valid_seen"]  # the records' eval split first
+    assert unseen["GRPO"]["final"]["successes"] == 6 and unseen["GRPO"]["final"]["episodes"] == 24
+    assert unseen["GRPO"]["final"]["pooled"][0] == pytest.approx(0.25)
