@@ -274,6 +274,14 @@ def alfworld_table(S: dict[str, dict]) -> list[str]:
         if f"{a} vs {b}" in s["comparisons"]:
             c = s["comparisons"][f"{a} vs {b}"]
             lines.append(f"| {a} vs {b} | {ci(c['p_improvement_at_budget'])} | {ci(c['unique_states_ratio'])} |")
+    if "3SPO" in s["rows"] and "3SPO vs GRPO" in s["comparisons"]:
+        r = s["rows"]["3SPO"]
+        d = {int(k): v for k, v in r["n_distribution"].items()}
+        top = max(d, default=0)
+        lines += ["", f"3SPO's allocations: n = 0 (truncated: the branch ends as a failure) {d.get(0, 0):.0%}, n = 1 {d.get(1, 0):.0%}, "
+                  f"n = G_max = {top} {d.get(top, 0):.0%}; {r['sibling_groups_per_iteration']:.0f} sibling groups per iteration; "
+                  f"environment steps used over the same iterations 3SPO/GRPO = {ci(s['comparisons']['3SPO vs GRPO']['final_env_steps_ratio'])} "
+                  "(truncated branches count against the per-task trajectory budget)."]
     splits = s.get("splits") or {}
     if not splits:
         return lines + ["", "(These logs have no evaluation by split.)"]

@@ -30,8 +30,10 @@ def test_the_alfworld_section_shows_every_split_variant_and_type():
     summary = {
         "budget_env_steps": 1000.0, "variants": list(labels),
         "rows": {v: {"seeds": 3, "train_success_iqm": [0.1, 0.05, 0.2], "unique_states_at_budget": [10, 20, 30],
-                     "success_at_budget_iqm": [0.1, 0.0, 0.2], "final_env_steps_mean": 4000.0} for v in labels},
-        "comparisons": {f"{a} vs {b}": {"p_improvement_at_budget": [0.5, 0.2, 0.8], "unique_states_ratio": [1.0, 0.9, 1.1]}
+                     "success_at_budget_iqm": [0.1, 0.0, 0.2], "final_env_steps_mean": 4000.0,
+                     "n_distribution": {"0": 0.25, "4": 0.75}, "sibling_groups_per_iteration": 50.0} for v in labels},
+        "comparisons": {f"{a} vs {b}": {"p_improvement_at_budget": [0.5, 0.2, 0.8], "unique_states_ratio": [1.0, 0.9, 1.1],
+                                         "final_env_steps_ratio": [0.6, 0.5, 0.7]}
                         for a in labels for b in labels if a != b},
         "splits": {split: {v: row(0.05, {"look_at_obj_in_light": 2, "pick_and_place": 1}) for v in labels}
                    for split in ("valid_seen", "valid_unseen")},
@@ -44,6 +46,8 @@ def test_the_alfworld_section_shows_every_split_variant_and_type():
                     "0.10 [0.00, 0.30] | 2/9 | 1/9 |") in table
     assert table.index("| valid_unseen | GRPO") < table.index("| valid_seen | GRPO")  # the split order of the summary
     assert "| 3SPO vs GRPO | 0.50 [0.20, 0.80] | 1.00 [0.90, 1.10] |" in table
+    assert "n = 0 (truncated: the branch ends as a failure) 25%, n = 1 0%, n = G_max = 4 75%; 50 sibling groups" in table
+    assert "3SPO/GRPO = 0.60 [0.50, 0.70]" in table
     assert "- **valid_seen**: no method ended above the interval of the warm start; the methods' final intervals all overlap." in table
     summary["splits"]["valid_seen"]["3SPO"]["final"]["iqm"] = [0.6, 0.4, 0.8]
     assert "- **valid_seen**: no method" in "\n".join(claims.alfworld_table({"alfworld": summary}))  # the pooled intervals overlap
