@@ -451,7 +451,8 @@ def _train(
     if logger is not None:
         logger.close()
         cost = {
-            "every": cfg.eval.every, "episodes": sum(eval_episodes(cfg, tasks) for tasks in evaluated.values()),  # per evaluation "evaluations": counters.evaluations,
+            "every": cfg.eval.every, "evaluations": counters.evaluations,
+            "episodes": sum(eval_episodes(cfg, tasks) for tasks in evaluated.values()),  # per evaluation
             "time": counters.eval_time, "share_of_time": counters.eval_time / max(counters.eval_time + counters.wall_time, 1e-9),
         }
         summary = {"iterations": cfg.iterations, "counters": counters.__dict__, "evaluation": cost}
