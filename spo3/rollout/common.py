@@ -284,6 +284,8 @@ class Stepper:
             for i in sorted(part, key=lambda i: (first_of[requests[i][1].obs.task_id], i)):
                 env, node, _ = requests[i]
                 launched[i] = [self._launch(env, node, r) for r in responses[i - part.start]]
+            for env in {id(requests[i][0]): requests[i][0] for i in part}.values():
+                env.flush()  # workers: one message per worker for the half
             self.stats.time_env += time.perf_counter() - t0
         t0 = time.perf_counter()
         out = [

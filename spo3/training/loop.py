@@ -316,26 +316,29 @@ def _train(
     corpus = env_corpus(env, train_tasks) if cfg.policy.kind == "hf" else ()
     pool = open_env_workers(cfg.env, env)  # forked before the policy exists: the workers stay small
     policy = build_policy(cfg.policy, cfg.seed, corpus)
-    prepare_policy(dist, policy)
-    optimizer = build_optimizer(policy, cfg.optim)
     store = StateStore(cfg.algo.score_params())
     sampler = TaskSampler(train_tasks, cfg.seed)
     counters = Counters()
 
-    start, warm_losses = 0, None
+    start, warm_losses, ckpt = 0, None, None
     if point.checkpoint is not None:
-        if dist.sharded:
-            raise ConfigError("--resume: not supported with dist.strategy=fsdp yet (its checkpoints hold the whole "
-                              "weights and optimiser state, but loading them into a sharded model is not implemented); "
-                              "see docs/scaling.md")
+        # Into the whole model, before FSDP shards it (checkpoints hold whole weights, as one process writes them).
         # The configuration's score parameters: equal to the checkpoint's unless a change was allowed.
-        ckpt, store = load_checkpoint(point.checkpoint, policy, optimizer, cfg.algo.score_params())
+        ckpt, store = load_checkpoint(point.checkpoint, policy, None, cfg.algo.score_params())
         written_by = ckpt.trainer.get("world_size", 1)
         if written_by != dist.world:
             raise ConfigError(
                 f"--resume: {point.checkpoint} was written by {written_by} training process(es), this run has "
                 f"{dist.world}; relaunch with the same number (e.g. torchrun --nproc_per_node={written_by} -m spo3.cli train ...)"
             )
+    elif cfg.warm_start.epochs > 0:  # also on the whole model: every process trains alike (FSDP would need collectives)
+        from spo3.training.warm_start import warm_start
+
+        warm_losses = warm_start(policy, env, train_tasks, cfg)
+    prepare_policy(dist, policy)
+    optimizer = build_optimizer(policy, cfg.optim)
+    if ckpt is not None:
+        dist.load_optimizer(policy, optimizer, ckpt.optimizer_state())  # FSDP: each rank keeps its shard
         torch.set_rng_state(ckpt.rng["torch"])
         start = ckpt.trainer["iteration"]
         counters = Counters(**ckpt.trainer["counters"])
@@ -343,10 +346,6 @@ def _train(
         if dist.is_main:
             log_config_changes(run_dir, point.checkpoint, point.changes)
             _truncate_expansions(run_dir / EXPANSIONS_FILE, start)
-    elif cfg.warm_start.epochs > 0:
-        from spo3.training.warm_start import warm_start
-
-        warm_losses = warm_start(policy, env, train_tasks, cfg)
     logger = None
     if dist.is_main:
         logger = MetricsLogger(run_dir, cfg.log.tensorboard, cfg.log.wandb, to_dict(run_cfg))
