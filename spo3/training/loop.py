@@ -31,7 +31,9 @@ import torch
 import yaml
 
 from spo3.envs.workers import worker_envs
-from spo3.training.builders import build_env, build_policy, env_corpus, open_env_workers, task_list
+from spo3.training.builders import (
+    build_env, build_policy, env_corpus, eval_episodes, eval_splits, eval_tasks, open_env_workers, task_list,
+)
 from spo3.training.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from spo3.training.run_dir import ResumePoint, RunLock, fingerprint, log_config_changes, remove_leftovers, resume_point
 from spo3.config import ConfigError, TrainConfig
@@ -302,7 +304,7 @@ def _train(
         (lambda: engine) if env is not None else (lambda: build_env(cfg.env, cfg.seed)), cfg.env.step_timeout_s,
     )
     train_tasks = task_list(env, cfg.env, cfg.env.train_split, cfg.seed)
-    eval_tasks = task_list(env, cfg.env, cfg.env.eval_split, cfg.seed)
+    evaluated = {split: eval_tasks(env, cfg, split) for split in eval_splits(cfg)}
     run_fingerprint = fingerprint(run_cfg, train_tasks)
     point = ResumePoint(None)
     if resume:  # rank 0 first: it sets damaged checkpoints aside, the others then find the same intact one
@@ -353,25 +355,31 @@ def _train(
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(run_cfg), sort_keys=False))
 
     def evaluation(iteration: int) -> tuple[dict[str, Any], float]:
-        """The evaluation report and its cost in seconds (also added to the counters)."""
+        """The evaluation fields of a record (``eval``: the first split's report; with ``eval.splits`` also
+        ``eval_splits``: every split's, by split) and their cost in seconds (also added to the counters)."""
         t0 = time.perf_counter()
+        reports = {}
         with dist.unsharded(policy):  # FSDP: rank 0 evaluates on weights the other ranks lend it
-            report = evaluate(
-                policy, env, eval_tasks, cfg.eval.episodes, temperature=cfg.eval.temperature,
-                seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
-            ).to_dict()
+            for split, tasks in evaluated.items():
+                reports[split] = evaluate(
+                    policy, env, tasks, eval_episodes(cfg, tasks), temperature=cfg.eval.temperature,
+                    seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
+                ).to_dict()
         seconds = time.perf_counter() - t0
         counters.eval_time += seconds
         counters.evaluations += 1
-        return report, seconds
+        fields = {"eval": next(iter(reports.values()))}
+        if cfg.eval.splits:
+            fields["eval_splits"] = reports
+        return fields, seconds
 
     if start == 0 and cfg.eval.every and logger is None:
         dist.lend(policy, optimizer, evaluating=True, saving=False)
     if start == 0 and cfg.eval.every and logger is not None:  # the starting point of every learning curve
-        report, seconds = evaluation(0)
+        reports, seconds = evaluation(0)
         logger.write({
             "iteration": 0, "algorithm": cfg.algo.name, "seed": cfg.seed, **env_label,
-            "env_steps_total": 0, "generated_tokens_total": 0, "eval": report, "time": {"eval": seconds},
+            "env_steps_total": 0, "generated_tokens_total": 0, **reports, "time": {"eval": seconds},
             **({"warm_start_loss": warm_losses} if warm_losses else {}),
         })
 
@@ -419,7 +427,8 @@ def _train(
             log.warning("iteration %d: 3SPO produced no sibling group (every expansion had n <= 1): no learning signal", iteration)
         record["time"]["eval"] = 0.0
         if evaluating:
-            record["eval"], record["time"]["eval"] = evaluation(iteration)
+            reports, record["time"]["eval"] = evaluation(iteration)
+            record.update(reports)
         logger.write(record)
         if cfg.log.expansions and result.expansions:
             with (run_dir / EXPANSIONS_FILE).open("a", encoding="utf-8") as f:
@@ -442,7 +451,8 @@ def _train(
     if logger is not None:
         logger.close()
         cost = {
-            "every": cfg.eval.every, "episodes": cfg.eval.episodes, "evaluations": counters.evaluations,
+            "every": cfg.eval.every, "evaluations": counters.evaluations,
+            "episodes": sum(eval_episodes(cfg, tasks) for tasks in evaluated.values()),  # per evaluation
             "time": counters.eval_time, "share_of_time": counters.eval_time / max(counters.eval_time + counters.wall_time, 1e-9),
         }
         summary = {"iterations": cfg.iterations, "counters": counters.__dict__, "evaluation": cost}
