@@ -31,11 +31,12 @@ independent of the batch around it.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from spo3.config import PolicyConfig, SetupError
 from spo3.policies.base import Policy, PolicyInput, Response, TokenScores
@@ -62,6 +63,8 @@ class HFPolicy(Policy):
       score_temperature: temperature of :meth:`token_scores` and :meth:`reference_logprobs` (see the module doc).
       engine: the rollout engine; ``None`` generates with transformers' ``generate`` on this model
         (:class:`~spo3.policies.engines.hf.HFEngine`).
+      shared_prompt_scoring: score the responses of a batch that share a prompt over one pass of that prompt
+        (:meth:`_score_shared`); ``False`` scores every row on its own.
 
     The model's ``generation_config`` is replaced by a neutral one: every sampling setting comes from
     :meth:`sample`, never from a checkpoint's defaults (e.g. transformers' global ``top_k=50``).
@@ -82,6 +85,7 @@ class HFPolicy(Policy):
         lora_targets: Sequence[str] = DEFAULT_LORA_TARGETS,
         score_temperature: float = 1.0,
         engine: GenerationEngine | None = None,
+        shared_prompt_scoring: bool = True,
     ) -> None:
         if max_new_tokens < 1:
             raise ValueError(f"HFPolicy: max_new_tokens={max_new_tokens} must be >= 1")
@@ -91,6 +95,7 @@ class HFPolicy(Policy):
             raise ValueError(f"HFPolicy: score_temperature={score_temperature} must be > 0")
         self.max_new_tokens = max_new_tokens
         self.score_temperature = float(score_temperature)
+        self.shared_prompt_scoring = shared_prompt_scoring
         self._generator = torch.Generator().manual_seed(seed)
         self._set_tokenizer(tokenizer)
         if len(self.tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -236,6 +241,8 @@ class HFPolicy(Policy):
         mask = torch.zeros((batch, length))
         if batch == 0 or length == 0:
             return TokenScores(logprobs=mask.clone(), mask=mask, entropy=mask.clone() if entropy else None)
+        if self.shared_prompt_scoring and len({tuple(p) for p in prompts}) < batch:
+            return self._score_shared(model, prompts, responses, entropy)
         input_ids = torch.full((batch, width + length), self._pad_id, dtype=torch.long)
         attention = torch.zeros((batch, width + length), dtype=torch.long)
         for i, (p, r) in enumerate(zip(prompts, responses)):
@@ -251,6 +258,47 @@ class HFPolicy(Policy):
             logits_to_keep=length + 1, use_cache=False,
         ).logits[:, :-1]
         logp, ent = token_logprobs_and_entropy(logits, input_ids[:, width:].to(device), self.score_temperature, entropy)
+        return TokenScores(logprobs=logp.cpu(), mask=mask, entropy=ent.cpu() if ent is not None else None)
+
+    def _score_shared(
+        self, model: Any, prompts: list[list[int]], responses: Sequence[Response], entropy: bool,
+    ) -> TokenScores:
+        """:meth:`_score` with one pass over each distinct prompt: the prompts' keys and values are computed once
+        (with autograd), handed to every row of that prompt as its KV cache, and the responses are scored on top.
+        The same layout and positions as :meth:`_score`, so the same numbers up to float rounding; k responses to
+        a prompt cost one prompt pass instead of k (``policy.shared_prompt_scoring``)."""
+        distinct = list(dict.fromkeys(tuple(p) for p in prompts))
+        which = {p: u for u, p in enumerate(distinct)}
+        rows = torch.tensor([which[tuple(p)] for p in prompts])
+        batch, width = len(responses), max(len(p) for p in distinct)
+        length = max(len(r.token_ids) for r in responses)
+        prompt_ids = torch.full((len(distinct), width), self._pad_id, dtype=torch.long)
+        prompt_attention = torch.zeros((len(distinct), width), dtype=torch.long)
+        for u, p in enumerate(distinct):
+            prompt_ids[u, width - len(p) :] = torch.tensor(p)
+            prompt_attention[u, width - len(p) :] = 1
+        response_ids = torch.full((batch, length), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, length))
+        for i, r in enumerate(responses):
+            response_ids[i, : len(r.token_ids)] = torch.tensor(r.token_ids)
+            mask[i, : len(r.token_ids)] = 1.0
+        attention = torch.cat([prompt_attention[rows], mask.long()], dim=1)
+        positions = (attention.cumsum(-1) - 1).clamp_min(0)
+        device = self.device
+        cache = {_cache_argument(self.base_model): DynamicCache()}  # filled by the prompt pass, read by the rows
+        prefix = model(
+            input_ids=prompt_ids.to(device), attention_mask=prompt_attention.to(device),
+            position_ids=(prompt_attention.cumsum(-1) - 1).clamp_min(0).to(device), use_cache=True, logits_to_keep=1,
+            **cache,
+        )
+        next(iter(cache.values())).batch_select_indices(rows.to(device))
+        logits = model(
+            input_ids=response_ids.to(device), attention_mask=attention.to(device), position_ids=positions[:, width:].to(device),
+            use_cache=True, logits_to_keep=length, **cache,
+        ).logits
+        # The last prompt position predicts each response's first token; the response positions the rest.
+        logits = torch.cat([prefix.logits[rows.to(device)], logits[:, :-1]], dim=1)
+        logp, ent = token_logprobs_and_entropy(logits, response_ids.to(device), self.score_temperature, entropy)
         return TokenScores(logprobs=logp.cpu(), mask=mask, entropy=ent.cpu() if ent is not None else None)
 
     # ---------------------------------------------------------------- reference, parameters, modes
@@ -332,6 +380,17 @@ class HFPolicy(Policy):
 
 
 # -------------------------------------------------------------------------------------------------- helpers
+def _cache_argument(model: PreTrainedModel) -> str:
+    """The name of the KV-cache argument of ``model.forward``: transformers renamed ``past_key_values`` to
+    ``cache``; passing the wrong one would be swallowed by ``**kwargs`` and ignored."""
+    parameters = inspect.signature(type(model).forward).parameters
+    if "cache" in parameters:
+        return "cache"
+    if "past_key_values" in parameters:
+        return "past_key_values"
+    raise TypeError(f"{type(model).__name__}.forward takes neither cache nor past_key_values")
+
+
 def _frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
     import copy
 
@@ -380,4 +439,5 @@ def build_hf_policy(cfg: PolicyConfig, seed: int, corpus: Sequence[str] = ()) ->
     return HFPolicy(
         model, tokenizer, seed=seed, max_new_tokens=cfg.max_new_tokens, lora_rank=cfg.lora_rank,
         lora_alpha=cfg.lora_alpha, score_temperature=cfg.temperature if cfg.temperature > 0 else 1.0, engine=engine,
+        shared_prompt_scoring=cfg.shared_prompt_scoring,
     )

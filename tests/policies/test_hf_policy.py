@@ -163,6 +163,33 @@ def test_batched_scores_equal_single_row_scores(scoring_policy, rows):
                 torch.testing.assert_close(batch.entropy[j, :k], alone.entropy[0], atol=2e-5, rtol=0)
 
 
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_shared_prompt_scoring_equals_scoring_each_row_alone(make_policy, monkeypatch, lora_rank):
+    """Rows that share a prompt, scored over one pass of it (policy.shared_prompt_scoring), get the
+    log-probabilities, entropies, reference log-probabilities and gradients of scoring every row on its own."""
+    policy = make_policy(lora_rank=lora_rank)
+    inputs = [DECISIONS[i] for i in (0, 2, 0, 1, 2, 0)]
+    responses = [Response("", tuple(range(3, 3 + k)), ()) for k in (5, 1, 7, 3, 4, 2)]
+    passes = []
+    shared_pass = HFPolicy._score_shared
+    monkeypatch.setattr(HFPolicy, "_score_shared", lambda self, *a: passes.append(1) or shared_pass(self, *a))
+    results = {}
+    for shared in (False, True):
+        policy.shared_prompt_scoring = shared
+        policy.model.zero_grad()
+        scores = policy.token_scores(inputs, responses)
+        ((scores.logprobs + scores.entropy) * scores.mask).sum().backward()
+        grads = [p.grad.clone() for p in policy.parameters()]
+        results[shared] = scores, grads, policy.reference_logprobs(inputs, responses)
+        assert len(passes) == 2 * shared  # the shared pass ran (scores and reference) only when asked for
+    (alone, alone_grads, alone_ref), (shared, shared_grads, shared_ref) = results[False], results[True]
+    assert torch.equal(shared.mask, alone.mask)
+    for a, b in ((shared.logprobs, alone.logprobs), (shared.entropy, alone.entropy), (shared_ref, alone_ref)):
+        torch.testing.assert_close(a.detach(), b.detach(), atol=2e-5, rtol=0)
+    for a, b in zip(shared_grads, alone_grads):
+        torch.testing.assert_close(a, b, atol=1e-5 * float(b.abs().max()) + 1e-12, rtol=1e-4)
+
+
 def test_token_logprobs_and_entropy_golden():
     logits = torch.tensor([[[0.0, math.log(3.0)]]])
     target = torch.tensor([[1]])
