@@ -100,6 +100,7 @@ class ArmCounts:
       n_success: float64 ``(K, seeds)``, successful ones (N_success).
       rollouts_done: float64 ``(seeds,)``, rollouts completed by each copy; the score clock is t = 1 + this.
       params: score hyper-parameters.
+
     """
 
     def __init__(self, seeds: int, k: int, params: ScoreParams) -> None:
@@ -109,6 +110,10 @@ class ArmCounts:
         self.n_total = np.zeros((k, seeds))
         self.n_success = np.zeros((k, seeds))
         self.rollouts_done = np.zeros(seeds)
+        self._scratch = np.empty((2, k, seeds))  # the per-visit scores' work space (see unchecked_scores)
+        self.visit_space = np.empty((2, k, seeds))
+        """Where :func:`visit` writes a one-rollout visit's pulls and successes (float64 ``(K, seeds)``; writing
+        into memory already in use is several times cheaper than converting into fresh arrays)."""
 
     @property
     def t(self) -> np.ndarray:
@@ -121,8 +126,15 @@ class ArmCounts:
 
     def unchecked_scores(self) -> np.ndarray:
         """:meth:`scores` without the input checks, for the per-visit loop: counts that only :meth:`record` changed
-        are valid by construction (it adds successes <= pulls), so checking them at every visit only costs time."""
-        return state_score_unchecked(self.n_total, self.n_success, self.t, self.params)
+        are valid by construction (it adds successes <= pulls), so checking them at every visit only costs time.
+        The result lives in this object's work space: it is overwritten by the next call.
+
+        While every copy has completed the same number of rollouts (under the one-rollout allocators, until a copy
+        is entirely truncated) t is passed as one number: one logarithm per visit instead of one per seed, and the
+        same floats (``np.log`` of a number equals its value in an array)."""
+        done = self.rollouts_done
+        t = 1 + done[0] if (done == done[0]).all() else 1 + done
+        return state_score_unchecked(self.n_total, self.n_success, t, self.params, self._scratch)
 
     def rollouts(self) -> np.ndarray:
         """Eq. 3 rollout count ceil(G_max S) (with the sibling floor) of every arm, int64 ``(K, seeds)``."""
@@ -142,7 +154,8 @@ class Visit:
 
     Attributes:
       pulls: ``(K, seeds)``, rollouts through each arm: int64 (integer allocator) or float64 0/1, one-hot per seed
-        (the one-rollout allocators; the dtype of the counts, so recording them converts nothing).
+        (the one-rollout allocators; the dtype of the counts, so recording them converts nothing). The one-rollout
+        allocators' pulls and successes live in ``ArmCounts.visit_space``: the next visit overwrites them.
       successes: ``(K, seeds)``, successful ones, of the same dtype.
       launched: ``(seeds,)``, rollouts launched at this visit (``pulls.sum(axis=0)``).
       off_target: float64 ``(seeds,)``, share of the visit's allocation that went to arms != a_w (0 when the
@@ -201,12 +214,19 @@ def visit(
         cumulative.append(cumulative[-1] + scores[a])
     total = cumulative[-1]
     alive = total > 0
-    # Sum the off-target scores directly: total - S(a_w) cancels to 0 once they are 1e-16 of S(a_w).
+    all_alive = bool(alive.all())
+    # Sum the off-target scores directly: total - S(a_w) cancels to 0 once they are 1e-16 of S(a_w). (With the
+    # target last, that sum is the running sum before it.)
     off_rows = [a for a in range(k) if a != target]
-    off_scores = scores[off_rows[0]].copy() if off_rows else np.zeros(seeds)
-    for a in off_rows[1:]:
-        off_scores += scores[a]
-    score_share = off_scores / total if alive.all() else np.where(alive, off_scores / np.where(alive, total, 1.0), 0.0)
+    if not off_rows:
+        off_scores = np.zeros(seeds)
+    elif target == k - 1:
+        off_scores = cumulative[-2]
+    else:
+        off_scores = scores[off_rows[0]] + scores[off_rows[1]] if len(off_rows) > 1 else scores[off_rows[0]]
+        for a in off_rows[2:]:
+            off_scores += scores[a]
+    score_share = off_scores / total if all_alive else np.where(alive, off_scores / np.where(alive, total, 1.0), 0.0)
     forced = np.zeros(seeds, dtype=bool)
 
     retried = np.zeros((k, seeds), dtype=bool)
@@ -225,13 +245,19 @@ def visit(
         return Visit(pulls, successes, off_target, score_share, forced, launched)
 
     if allocator == "proportional":
-        draw = rng.random(seeds) * total
+        draw = rng.random(seeds)
+        draw *= total
         # The first arm whose cumulative score exceeds the draw; zero-score (truncated) arms have empty intervals.
         # Counting only the first K - 1 running sums keeps the index <= K - 1 when a draw rounds up onto the total.
         # (int8 sums of the comparisons' bytes: 0/1, no conversion; K <= 127 arms fit.)
-        arm = np.zeros(seeds, dtype=np.int8 if k <= 127 else np.int64)
-        for below in cumulative[:-1]:
-            arm += (below <= draw).view(np.int8) if k <= 127 else below <= draw
+        if 1 < k <= 127:
+            arm = (cumulative[0] <= draw).view(np.int8)
+            for below in cumulative[1:-1]:
+                arm += (below <= draw).view(np.int8)
+        else:
+            arm = np.zeros(seeds, dtype=np.int64)
+            for below in cumulative[:-1]:
+                arm += below <= draw
         off_target = score_share
         if explore > 0:
             starved = under_explored(counts.n_total, i - 1, explore) & (scores > 0)
@@ -251,12 +277,16 @@ def visit(
     else:
         raise ValueError(f"unknown allocator {allocator!r}; expected one of {ALLOCATORS}")
 
-    won = rng.random(seeds) < np.take(probs, arm)
+    # A seed's rollout succeeds when its draw falls below its arm's probability: compared with every arm's at
+    # once, then kept on the pulled arm (cheaper than gathering each seed's probability).
+    wins = rng.random(seeds) < probs[:, None]
     pulled = arm == np.arange(k, dtype=arm.dtype)[:, None]
     if not launched.all():
         pulled &= launched
-    pulls = pulled.astype(np.float64)
-    successes = (pulled & won).astype(np.float64)
+    wins &= pulled
+    pulls, successes = counts.visit_space
+    np.copyto(pulls, pulled)
+    np.copyto(successes, wins)
     if truncation == "recoverable":  # each retry is one more rollout of the visit
         extra = retried.sum(axis=0)
         extra_off = extra - retried[target]
