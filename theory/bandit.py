@@ -145,7 +145,9 @@ class ArmCounts:
         successes <= pulls; ``launched`` is ``pulls.sum(axis=0)`` when the caller knows it already."""
         self.n_total += pulls
         self.n_success += successes
-        self.rollouts_done += pulls.sum(axis=0) if launched is None else launched
+        if launched is None:
+            launched = pulls.sum(axis=0)
+        self.rollouts_done += launched.view(np.uint8) if launched.dtype == np.bool_ else launched  # (uint8: faster)
 
 
 @dataclass(frozen=True)
@@ -229,7 +231,7 @@ def visit(
     score_share = off_scores / total if all_alive else np.where(alive, off_scores / np.where(alive, total, 1.0), 0.0)
     forced = np.zeros(seeds, dtype=bool)
 
-    retried = np.zeros((k, seeds), dtype=bool)
+    retried = None
     if truncation == "recoverable":
         p_retry = retry_probability(counts.n_total, counts.params.xi, retry)
         retried = (scores == 0) & (counts.n_total > 0) & (rng.random((k, seeds)) < p_retry)
@@ -238,7 +240,8 @@ def visit(
         pulls = num_rollouts_unchecked(scores, counts.params.g_max, counts.params.min_siblings)
         if explore > 0:
             pulls = forced_rollouts(pulls, under_explored(counts.n_total, i - 1, explore))
-        pulls = np.where(retried, counts.params.min_siblings, pulls)
+        if retried is not None:
+            pulls = np.where(retried, counts.params.min_siblings, pulls)
         successes = rng.binomial(pulls, probs[:, None])
         launched = pulls.sum(axis=0)
         off_target = np.where(launched > 0, (launched - pulls[target]) / np.maximum(launched, 1), 0.0)
@@ -265,15 +268,15 @@ def visit(
             least_sampled = np.argmin(np.where(starved, counts.n_total, np.inf), axis=0)
             arm = np.where(forced, least_sampled, arm)
             off_target = np.where(forced, (arm != target).astype(np.float64), score_share)
-        launched = alive
+        launched, all_launched = alive, all_alive
     elif allocator == "uniform":
         arm = rng.integers(0, k, size=seeds)
         off_target = np.full(seeds, (k - 1) / k)
-        launched = np.ones(seeds, dtype=bool)
+        launched, all_launched = np.ones(seeds, dtype=bool), True
     elif allocator == "oracle":
         arm = np.full(seeds, target)
         off_target = np.zeros(seeds)
-        launched = np.ones(seeds, dtype=bool)
+        launched, all_launched = np.ones(seeds, dtype=bool), True
     else:
         raise ValueError(f"unknown allocator {allocator!r}; expected one of {ALLOCATORS}")
 
@@ -281,13 +284,13 @@ def visit(
     # once, then kept on the pulled arm (cheaper than gathering each seed's probability).
     wins = rng.random(seeds) < probs[:, None]
     pulled = arm == np.arange(k, dtype=arm.dtype)[:, None]
-    if not launched.all():
+    if not all_launched:
         pulled &= launched
     wins &= pulled
     pulls, successes = counts.visit_space
-    np.copyto(pulls, pulled)
-    np.copyto(successes, wins)
-    if truncation == "recoverable":  # each retry is one more rollout of the visit
+    np.copyto(pulls, pulled.view(np.uint8))  # (converting from uint8 is twice as fast as from bool)
+    np.copyto(successes, wins.view(np.uint8))
+    if retried is not None:  # recoverable truncation: each retry is one more rollout of the visit
         extra = retried.sum(axis=0)
         extra_off = extra - retried[target]
         n_launched = launched.astype(np.float64)

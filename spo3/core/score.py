@@ -170,15 +170,15 @@ def state_score_unchecked(
     Returns:
       float64 array of the broadcast shape, values in [0, 1]; invalid inputs give unspecified numbers, not errors.
     """
-    # S = exp(-lambda * SR) * 1{N_fail < xi or SR > zeta}, computed in place in two work arrays (the inner loop
+    # S = exp(-lambda * SR) * (1 - 1{N_fail >= xi and SR <= zeta}), computed in place in two work arrays (the inner loop
     # of the theory simulator spends most of its time here).
     shape = np.shape(n_total)
     sr, work = (scratch[0], scratch[1]) if scratch is not None else (np.empty(shape), np.empty(shape))
     np.add(n_total, params.eps, out=sr)
     np.divide(n_success, sr, out=sr)  # SR = N_success / (N_total + eps)
     np.subtract(n_total, n_success, out=work)  # N_fail
-    keep = np.less(work, params.xi)
-    keep |= np.greater(sr, params.zeta)
+    truncated = np.greater_equal(work, params.xi)
+    truncated &= np.less_equal(sr, params.zeta)
     clock = np.add(n_total, 1.0) if params.score_clock == "visits" else t  # per-state clock (not the paper)
     lam = _lambda(clock, params.alpha)
     np.multiply(-lam, sr, out=work)
@@ -186,11 +186,13 @@ def state_score_unchecked(
     # Floor at the smallest normal float: exp() underflows to 0 for lambda * SR > ~708, and a kept state must
     # never look truncated (S == 0 <=> n == 0 is the truncation signal of Eq. 3). (A masked copy is max(S, tiny)
     # at a third of np.maximum's cost.) SR < 1, so while lambda <= 700 every S >= e^-700 > tiny: no floor to apply.
-    if np.any(lam > _NO_UNDERFLOW):
+    if (lam > _NO_UNDERFLOW) if np.ndim(lam) == 0 else (lam > _NO_UNDERFLOW).any():
         np.copyto(work, _TINY, where=work < _TINY)
     # An unseen state (n_total == 0, hence n_success == 0) needs no case of its own: SR = 0, N_fail = 0 < xi and
-    # exp(-lambda * 0) = 1 exactly, so S = 1. Multiplying by the 0/1 mask is exact (S is finite and >= 0).
-    return np.multiply(work, keep, out=work)
+    # exp(-lambda * 0) = 1 exactly, so S = 1. Zeroing the truncated entries equals multiplying by the 0/1 mask
+    # (S is finite and >= 0), at half the cost.
+    work[truncated] = 0.0
+    return work
 
 
 @numpy_in_torch_out
