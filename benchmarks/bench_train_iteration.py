@@ -6,9 +6,10 @@ same process, on the same configuration (``configs/textworld_tiny_lm.yaml``) and
 * before: the first release's computation, emulated exactly: its update (old and reference log-probabilities of
   every micro-batch, also of mini-batches then skipped for having no non-zero advantage, and never the sampling
   log-probabilities: ``optim.reuse_sampling_logprobs=false``) and its scoring (every row its own pass over its
-  prompt: ``policy.shared_prompt_scoring=false``, set on the built policy so that both sides share one warm start);
+  prompt, in scoring and generation: ``policy.share_prompts=false``, set on the built policy so that both sides
+  share one warm start);
 * after: the current defaults (skipped mini-batches cost nothing; old log-probabilities recorded at sampling;
-  siblings scored over one pass of their shared prompt).
+  siblings scored and generated over one pass of their shared prompt).
 
 The two settings alternate, after-before-before-after (the first run also pays the process's first calls), and
 each side's time is the CPU time of its iterations' rollouts and updates (the machine is shared: other processes
@@ -72,7 +73,7 @@ def run(label: str, name: str, overrides: list[str], out: Path) -> dict:
 
     def built(*args, **kwargs):
         policy = build_policy(*args, **kwargs)
-        policy.shared_prompt_scoring = label == "after"
+        policy.share_prompts = label == "after"
         return policy
 
     def counted(policy, optimizer, samples, optim, dist=None):

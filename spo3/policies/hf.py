@@ -31,7 +31,6 @@ independent of the batch around it.
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -41,7 +40,7 @@ from transformers import DynamicCache, GenerationConfig, PreTrainedModel, PreTra
 from spo3.config import PolicyConfig, SetupError
 from spo3.policies.base import Policy, PolicyInput, Response, TokenScores
 from spo3.policies.engines.base import Generated, GenerationEngine, SamplingSpec
-from spo3.policies.engines.hf import HFEngine, seeded
+from spo3.policies.engines.hf import HFEngine, cache_argument, seeded
 from spo3.policies.lora import DEFAULT_LORA_TARGETS, LoraSettings, fold_adapter, lora_settings, merged_weights, wrap_lora
 from spo3.policies.scoring import token_logprobs_and_entropy
 
@@ -63,8 +62,8 @@ class HFPolicy(Policy):
       score_temperature: temperature of :meth:`token_scores` and :meth:`reference_logprobs` (see the module doc).
       engine: the rollout engine; ``None`` generates with transformers' ``generate`` on this model
         (:class:`~spo3.policies.engines.hf.HFEngine`).
-      shared_prompt_scoring: score the responses of a batch that share a prompt over one pass of that prompt
-        (:meth:`_score_shared`); ``False`` scores every row on its own.
+      share_prompts: compute a prompt shared by several rows of a batch once (scoring: :meth:`_score_shared`;
+        generation: ``SamplingSpec.share_prompts``); ``False`` computes every row on its own.
 
     The model's ``generation_config`` is replaced by a neutral one: every sampling setting comes from
     :meth:`sample`, never from a checkpoint's defaults (e.g. transformers' global ``top_k=50``).
@@ -85,7 +84,7 @@ class HFPolicy(Policy):
         lora_targets: Sequence[str] = DEFAULT_LORA_TARGETS,
         score_temperature: float = 1.0,
         engine: GenerationEngine | None = None,
-        shared_prompt_scoring: bool = True,
+        share_prompts: bool = True,
     ) -> None:
         if max_new_tokens < 1:
             raise ValueError(f"HFPolicy: max_new_tokens={max_new_tokens} must be >= 1")
@@ -95,7 +94,7 @@ class HFPolicy(Policy):
             raise ValueError(f"HFPolicy: score_temperature={score_temperature} must be > 0")
         self.max_new_tokens = max_new_tokens
         self.score_temperature = float(score_temperature)
-        self.shared_prompt_scoring = shared_prompt_scoring
+        self.share_prompts = share_prompts
         self._generator = torch.Generator().manual_seed(seed)
         self._set_tokenizer(tokenizer)
         if len(self.tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -187,7 +186,9 @@ class HFPolicy(Policy):
                 for g, c in zip(streams, counts) for _ in range(c)
             )
         self._sync_engine()
-        spec = SamplingSpec(temperature, self.max_new_tokens, tuple(self._stop_ids), self._pad_id, seed, row_streams)
+        spec = SamplingSpec(
+            temperature, self.max_new_tokens, tuple(self._stop_ids), self._pad_id, seed, row_streams, self.share_prompts,
+        )
         generated = self.engine.generate(prompts, counts, spec)
         if [len(g) for g in generated] != counts:
             raise RuntimeError(f"{type(self.engine).__name__}: asked for {counts} continuations, got {[len(g) for g in generated]}")
@@ -241,7 +242,7 @@ class HFPolicy(Policy):
         mask = torch.zeros((batch, length))
         if batch == 0 or length == 0:
             return TokenScores(logprobs=mask.clone(), mask=mask, entropy=mask.clone() if entropy else None)
-        if self.shared_prompt_scoring and len({tuple(p) for p in prompts}) < batch:
+        if self.share_prompts and len({tuple(p) for p in prompts}) < batch:
             return self._score_shared(model, prompts, responses, entropy)
         input_ids = torch.full((batch, width + length), self._pad_id, dtype=torch.long)
         attention = torch.zeros((batch, width + length), dtype=torch.long)
@@ -266,7 +267,7 @@ class HFPolicy(Policy):
         """:meth:`_score` with one pass over each distinct prompt: the prompts' keys and values are computed once
         (with autograd), handed to every row of that prompt as its KV cache, and the responses are scored on top.
         The same layout and positions as :meth:`_score`, so the same numbers up to float rounding; k responses to
-        a prompt cost one prompt pass instead of k (``policy.shared_prompt_scoring``)."""
+        a prompt cost one prompt pass instead of k (``policy.share_prompts``)."""
         distinct = list(dict.fromkeys(tuple(p) for p in prompts))
         which = {p: u for u, p in enumerate(distinct)}
         rows = torch.tensor([which[tuple(p)] for p in prompts])
@@ -285,7 +286,7 @@ class HFPolicy(Policy):
         attention = torch.cat([prompt_attention[rows], mask.long()], dim=1)
         positions = (attention.cumsum(-1) - 1).clamp_min(0)
         device = self.device
-        cache = {_cache_argument(self.base_model): DynamicCache()}  # filled by the prompt pass, read by the rows
+        cache = {cache_argument(self.base_model): DynamicCache()}  # filled by the prompt pass, read by the rows
         prefix = model(
             input_ids=prompt_ids.to(device), attention_mask=prompt_attention.to(device),
             position_ids=(prompt_attention.cumsum(-1) - 1).clamp_min(0).to(device), use_cache=True, logits_to_keep=1,
@@ -380,17 +381,6 @@ class HFPolicy(Policy):
 
 
 # -------------------------------------------------------------------------------------------------- helpers
-def _cache_argument(model: PreTrainedModel) -> str:
-    """The name of the KV-cache argument of ``model.forward``: transformers renamed ``past_key_values`` to
-    ``cache``; passing the wrong one would be swallowed by ``**kwargs`` and ignored."""
-    parameters = inspect.signature(type(model).forward).parameters
-    if "cache" in parameters:
-        return "cache"
-    if "past_key_values" in parameters:
-        return "past_key_values"
-    raise TypeError(f"{type(model).__name__}.forward takes neither cache nor past_key_values")
-
-
 def _frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
     import copy
 
@@ -439,5 +429,5 @@ def build_hf_policy(cfg: PolicyConfig, seed: int, corpus: Sequence[str] = ()) ->
     return HFPolicy(
         model, tokenizer, seed=seed, max_new_tokens=cfg.max_new_tokens, lora_rank=cfg.lora_rank,
         lora_alpha=cfg.lora_alpha, score_temperature=cfg.temperature if cfg.temperature > 0 else 1.0, engine=engine,
-        shared_prompt_scoring=cfg.shared_prompt_scoring,
+        share_prompts=cfg.share_prompts,
     )
