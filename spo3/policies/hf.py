@@ -6,7 +6,8 @@ The policy renders and tokenises prompts, hands the token ids to its rollout eng
 (:mod:`spo3.policies.engines`: transformers ``generate`` on this model, or a colocated vLLM) and cuts and decodes
 what comes back; it scores and trains itself. Scoring lays a batch out as ``[left padding | prompt | response |
 right padding]`` with position ids counted from each row's first real token, exactly the positions left-padded
-generation saw.
+generation saw. Rows of one batch that share a prompt (siblings) read its keys and values from one pass over it
+(``policy.share_prompts``; :meth:`HFPolicy._score_shared`).
 
 Log-probabilities: ``Response.logprobs`` are the engine's, of the distribution each token was sampled from (see
 :mod:`spo3.policies.engines.hf`); the trainer does not use them (it recomputes the old log-probabilities with this

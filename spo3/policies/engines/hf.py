@@ -1,6 +1,8 @@
 """Generation with transformers' ``generate`` on the trainer's own model (the default engine, ``policy.backend: hf``).
 
 Batches are left-padded (prompts end at the same column, so all rows decode in lockstep with one KV cache).
+With ``SamplingSpec.share_prompts`` a prompt with several continuations (siblings) is prefilled once and its keys
+and values are repeated for its rows (``policy.share_prompts``).
 Log-probabilities at temperature ``tau > 0`` are ``log_softmax(z / tau)`` of the sampled token, ``z`` the model's
 logits: the distribution the token was drawn from (top-k, top-p, min-p and repetition penalties are all disabled).
 At ``tau == 0`` (greedy) that distribution is a point mass, so they are the model's own ``tau = 1`` log-probabilities.
