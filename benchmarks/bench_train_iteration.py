@@ -164,6 +164,8 @@ def main() -> None:
         bench.goal("tiny-LM 3SPO iteration vs the first release's (identical metrics)", ratio, GOAL,
                    detail=f"CPU time, runs alternated; metrics {verdict}")
     bench.finish()
+    if differ:  # the speed-ups must not change what training does (the smoke run in the test suite checks it too)
+        raise SystemExit(f"bench_train_iteration: the metrics of the runs differ in {', '.join(sorted(differ))}")
 
 
 if __name__ == "__main__":
