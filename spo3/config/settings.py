@@ -236,6 +236,13 @@ class PolicyConfig:
     gpu_memory_utilization: float = 0.4
     """backend=vllm: the share of GPU memory vLLM may take for its weights and KV cache; the rest is left to
     training (the policy, its reference, gradients and optimiser state)."""
+    share_prompts: bool = True
+    """kind=hf: a prompt with several rows in one batch (siblings sampled at one state) is computed once, its keys
+    and values shared by the rows: in scoring (k responses cost about one prompt's forward and backward instead of
+    k) and in the HF engine's generation (one prefill per prompt). Log-probabilities, gradients and sampling
+    distributions equal the per-row computation up to float rounding (tests/policies/test_hf_policy.py); false
+    computes every row on its own (the first release), as always under dist.strategy=fsdp (where the extra pass,
+    taken only by ranks whose batch repeats a prompt, would unpair the ranks' all-gathers)."""
     tabular_capacity: int = 1 << 18
     """Maximum number of (state, action) entries of the tabular policy."""
     linear_dim: int = 1 << 18

@@ -302,6 +302,10 @@ def prepare_policy(dist: Distributed, policy: Policy) -> None:
             torch.distributed.broadcast(buf, src=0)
             p.data.copy_(buf)
     if dist.sharded:
+        # A shared prompt adds a forward pass only where a batch repeats a prompt, which differs between ranks:
+        # their FSDP all-gathers would no longer pair up (a hang). Every row computed on its own keeps them in step.
+        if hasattr(policy, "share_prompts"):
+            policy.share_prompts = False
         _fully_shard(policy)
 
 
