@@ -7,8 +7,12 @@ environment work: the ratio measures the workers, not generation. Settings alter
 that a change in machine load hits all of them alike; the load average is printed before and after, because the
 machine is shared.
 
-    python benchmarks/bench_rollout.py            # 4 games (2 per worker), iteration 2 of 2, 2 repeats per setting
+    python benchmarks/bench_rollout.py            # 8 games (4 per worker), iterations 2-3 of 3, 3 repeats per setting
     python benchmarks/bench_rollout.py --smoke    # 2 games, 1 iteration (seconds), for the test suite
+
+Each setting's figure is the median of 6 iterations (2 per run, 3 runs): a 4-game iteration takes about half a
+second, too short for a stable median on a shared machine, and 2 games per worker leave the workers' share of the
+work to the luck of which games they got.
 
 The games come from ``$SPO3_SHARED_DATA/alfworld`` (default ``../shared/data/alfworld`` beside the checkout),
 installed into ``.cache/alfworld``. Without them the smoke run prints why and exits 0, except under ``CI=true``.
@@ -45,8 +49,8 @@ def main() -> int:
     add_arguments(parser)
     args = parser.parse_args()
     bench = Bench.from_args("bench_rollout", args)
-    games, steps, iterations, repeats = (2, 6, 1, 1) if args.smoke else (4, 40, 2, 2)
-    measured = 1 if args.smoke else 2  # the first iteration of a run also pays the fresh workers' first steps
+    games, steps, iterations, repeats = (2, 6, 1, 1) if args.smoke else (8, 40, 3, 3)
+    measured = 1 if args.smoke else 2  # from here on: the first iteration of a run also pays the fresh workers' first steps
 
     source = Path(os.environ.get("SPO3_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")) / "alfworld"
     if not source.is_dir():
@@ -72,7 +76,7 @@ def main() -> int:
         env.reset(task)
 
     print(f"ALFWorld 3SPO iteration ({'smoke: ' if args.smoke else ''}tabular policy, {games} games, <= {steps} steps each, "
-          f"iteration {measured} of {iterations}, {repeats} repeat(s) per setting, settings alternating)")
+          f"iterations {measured}-{iterations} of {iterations}, {repeats} repeat(s) per setting, settings alternating)")
     print(f"  before: {load()}")
     times: dict[int, list[float]] = {0: [], 1: [], 2: []}
     shares: dict[int, list[float]] = {0: [], 1: [], 2: []}

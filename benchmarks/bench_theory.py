@@ -5,7 +5,7 @@ second per allocator; the wall time of the small theory profile.
 Goals (issue 13): the simulator >= 2x the speed of the plain numpy version, and >= 3e7 arm pulls (rollouts) per
 second with the proportional allocator (one rollout per seed and visit, the least favourable case).
 
-    python benchmarks/bench_theory.py            # 10^4 seeds x 300 visits, K = 3, best of 3 runs each
+    python benchmarks/bench_theory.py            # 10^4 seeds x 300 visits, K = 3, best of 7 interleaved runs each
     python benchmarks/bench_theory.py --smoke    # tiny sizes, for the test suite (no verdict on speed there)
 """
 

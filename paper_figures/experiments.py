@@ -81,8 +81,10 @@ EXPERIMENTS: dict[str, Experiment] = {
         small_overrides=("env.textworld.challenge=tw-treasure_hunter", "env.textworld.levels=[1]"),
     ),
     "alfworld": Experiment(
-        "GRPO vs GiGPO vs 3SPO, ALFWorld (500-game train subset, linear policy)", (GRPO, GIGPO, SPO3), base=ALFWORLD_POOL, seeds=3,
-        small_overrides=("env.alfworld.max_tasks=4", "eval.episodes=2", "env.max_steps=5"),
+        "GRPO vs GiGPO vs 3SPO, ALFWorld (500-game train subset, linear policy, walkthrough warm start; CPU-sized)",
+        (GRPO, GIGPO, SPO3), base=ALFWORLD_POOL, seeds=3,
+        small_overrides=("env.alfworld.max_tasks=6", "eval.per_type=1", "warm_start.per_type=1", "warm_start.epochs=2",
+                         "env.max_steps=5"),
     ),
     "beyond": Experiment(
         "Beyond the paper (issue 9): 3SPO's allocation variants vs paper 3SPO, GRPO, GiGPO on a 2-game pool "

@@ -6,15 +6,17 @@
 For each experiment log ``<data>/<name>.jsonl.gz`` (written by ``paper_figures.run``) this writes
 ``<out>/<name>.png`` and ``.pdf`` (evaluation success on unseen games against environment steps, and the state
 statistics of the paper's Fig. 3 and Fig. 8), ``<out>/<name>.json`` (the summary below), and for the pool
-experiment ``<out>/pools_allocation.{png,pdf}``; ``<out>/case_study.{png,pdf,json}`` (Fig. 9) comes from the
+experiment ``<out>/pools_allocation.{png,pdf}``; for runs evaluated on several splits (ALFWorld)
+``<out>/<name>_by_type.{png,pdf}`` (final success by split and task type); ``<out>/case_study.{png,pdf,json}`` (Fig. 9) comes from the
 first logged expansion trace. Every statistic is computed by :mod:`spo3.metrics` (rliable's IQM, stratified
 bootstrap and probability of improvement); nothing is recomputed here its own way.
 
 Summary of a variant (each over its seeds): the final evaluation success (IQM, strata = task types or levels);
 success at the budget every run of the experiment reached (env steps, interpolated between evaluations); unique
 states at that budget; environment steps to reach 60% evaluation success; the distribution of n, sibling groups
-per iteration and the share of expansions at states the store had never seen (3SPO); plus probabilities of
-improvement and ratios against the other variants.
+per iteration and the share of expansions at states the store had never seen (3SPO); mean training success; plus
+probabilities of improvement and ratios against the other variants; and, for runs evaluated on several splits,
+success by split and task type at the first and the last evaluation (:func:`summarise_splits`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from spo3.metrics import (
     ratio_ci,
     series,
     stratified_bootstrap_ci,
+    wilson_interval,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -104,6 +107,53 @@ def _allocation(runs: Sequence[Records]) -> dict[str, Any]:
     }
 
 
+def _split_reports(record: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
+    """An evaluated record's reports by split (``eval_splits``; a run without it has its one ``eval``)."""
+    return record.get("eval_splits") or {"eval": record["eval"]}
+
+
+def _pooled(reports: Sequence[Mapping[str, Any]], task_type: str) -> dict[str, Any]:
+    """Successes and episodes of one task type pooled over seeds, with the Wilson interval of the pooled rate."""
+    wins = sum(r["per_type"][task_type]["successes"] for r in reports if task_type in r["per_type"])
+    n = sum(r["per_type"][task_type]["episodes"] for r in reports if task_type in r["per_type"])
+    return {"successes": wins, "episodes": n, "rate": _interval((wins / n if n else math.nan, *wilson_interval(wins, n)))}
+
+
+def summarise_splits(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
+    """Evaluation by split and task type, at the first evaluation (before any update: the warm start alone) and the
+    last: per split and variant, the IQM over seeds with its stratified-bootstrap interval (strata: task types), the
+    success rate of all episodes pooled over seeds with a Wilson interval (with sparse successes the IQM over task
+    types trims them away), and per task type the same pooled rate. Empty unless runs log ``eval_splits``."""
+    if not all("eval_splits" in r for runs in groups.values() for recs in runs for r in recs if "eval" in r):
+        return {}
+    out: dict[str, Any] = {}
+    for label, runs in groups.items():
+        evaluated = [[r for r in recs if "eval" in r] for recs in runs]
+        for split in _split_reports(evaluated[0][0]):
+            row: dict[str, Any] = {}
+            for when, index in (("start", 0), ("final", -1)):
+                reports = [_split_reports(e[index])[split] for e in evaluated]
+                types = sorted(reports[0]["per_type"])
+                by_type = np.array([[r["per_type"][t]["success_rate"] for t in types] for r in reports])
+                wins, n = sum(r["successes"] for r in reports), sum(r["episodes"] for r in reports)
+                row[when] = {
+                    "iteration": [e[index]["iteration"] for e in evaluated],
+                    "iqm": _interval(stratified_bootstrap_ci(by_type)),
+                    "successes": wins,
+                    "episodes": n,
+                    "pooled": _interval((wins / n, *wilson_interval(wins, n))),
+                    "per_type": {t: _pooled(reports, t) for t in types},
+                }
+            out.setdefault(split, {})[label] = row
+    return out
+
+
+def split_order(groups: Mapping[str, Sequence[Records]]) -> list[str]:
+    """The evaluated splits, the one of the records' ``eval`` (the run's first split) first."""
+    first = next(r for runs in groups.values() for recs in runs for r in recs if "eval_splits" in r)
+    return sorted(first["eval_splits"], key=lambda split: (first["eval_splits"][split] != first["eval"], split))
+
+
 def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
     budget = common_budget(groups)
     rows: dict[str, dict[str, Any]] = {}
@@ -118,6 +168,8 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
             "success_at_budget_iqm": _interval(stratified_bootstrap_ci([_at(recs, "eval/success_rate", budget) for recs in runs])),
             "unique_states_at_budget": [_at(recs, "unique_states", budget) for recs in runs],
             "steps_to_threshold": [None if math.isinf(s) else s for s in steps_to],
+            "train_success_iqm": _interval(stratified_bootstrap_ci([np.mean([r["success_rate"] for r in recs if "success_rate" in r]) for recs in runs])),
+            "train_success_at_budget_iqm": _interval(stratified_bootstrap_ci([_at(recs, "success_rate", budget) for recs in runs])),
             "mean_state_score_early": float(np.mean([_early(recs, "mean_state_score") for recs in runs])),
             "mean_state_score_final": float(np.mean([[r for r in recs if "mean_state_score" in r][-1]["mean_state_score"] for recs in runs])),
             "high_score_share_final": float(np.mean([[r for r in recs if "high_score_share" in r][-1]["high_score_share"] for recs in runs])),
@@ -145,7 +197,9 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
                 "steps_to_threshold_ratio": _interval(ratio_ci(steps_a, steps_b)),
                 "threshold_reached": [sum(math.isfinite(s) for s in steps_a), sum(math.isfinite(s) for s in steps_b)],
             }
-    return {"budget_env_steps": budget, "threshold": THRESHOLD, "variants": labels, "rows": rows, "comparisons": comparisons}
+    splits = summarise_splits(groups)
+    return {"budget_env_steps": budget, "threshold": THRESHOLD, "variants": labels, "rows": rows, "comparisons": comparisons,
+            **({"splits": splits, "split_order": split_order(groups)} if splits else {})}
 
 
 def _save(fig, out: Path, name: str) -> None:
@@ -199,6 +253,39 @@ def plot_allocation(summary: Mapping[str, Any], title: str, out: Path, name: str
     ax.set_ylabel("share of allocations")
     ax.set_title(title)
     ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, out, name)
+    plt.close(fig)
+
+
+def plot_splits(splits: Mapping[str, Any], order: Sequence[str], title: str, out: Path, name: str) -> None:
+    """Success by task type on each evaluated split: per variant, the final evaluation (bars, pooled over seeds,
+    95% Wilson intervals) and the first one, before any update (black ticks)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(splits), figsize=(7 * len(splits), 4.2), squeeze=False)
+    for ax, split in zip(axes[0], order):
+        rows = splits[split]
+        labels = list(rows)
+        types = sorted({t for row in rows.values() for t in row["final"]["per_type"]})
+        width = 0.8 / max(1, len(labels))
+        for i, label in enumerate(labels):
+            x = np.arange(len(types)) + i * width
+            final = [rows[label]["final"]["per_type"][t]["rate"] for t in types]
+            start = [rows[label]["start"]["per_type"][t]["rate"][0] for t in types]
+            point = np.array([f[0] for f in final])
+            err = np.array([[p - f[1] for p, f in zip(point, final)], [f[2] - p for p, f in zip(point, final)]])
+            pooled = rows[label]["final"]["pooled"]
+            ax.bar(x, point, width, yerr=err, capsize=2, label=f"{label}: all types {pooled[0]:.2f} [{pooled[1]:.2f}, {pooled[2]:.2f}]")
+            ax.scatter(x, start, marker="_", color="black", s=120, zorder=3, label="first evaluation (before RL)" if i == 0 else None)
+        ax.set_xticks(np.arange(len(types)) + 0.4 - width / 2, [t.replace("_then_place_in_recep", "").replace("_", " ") for t in types],
+                      rotation=20, fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("final evaluation success")
+        ax.set_title(f"{split}: {rows[labels[0]]['final']['episodes']} episodes per variant")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title + " (bars: pooled over seeds, 95% Wilson intervals)", fontsize=9)
     fig.tight_layout()
     _save(fig, out, name)
     plt.close(fig)
@@ -267,6 +354,8 @@ def make(path: Path, out: Path) -> dict[str, Any]:
     }
     (out / f"{name}.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     plot_experiment(groups, title, out, name)
+    if "splits" in summary:
+        plot_splits(summary["splits"], summary["split_order"], title, out, f"{name}_by_type")
     if any(r["n_distribution"] for r in summary["rows"].values()):
         plot_allocation(summary, title, out, f"{name}_allocation")
     traced = [r for r in runs if r.get("expansions")]

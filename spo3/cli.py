@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory (newest checkpoint) or checkpoint directory")
     p.add_argument("overrides", nargs="*", help="config overrides, e.g. env.alfworld.data_dir=...")
     p.add_argument("--split", help="split to evaluate (default: the run's env.eval_split)")
-    p.add_argument("--episodes", type=int, help="episodes (default: one per task of the split)")
+    p.add_argument("--episodes", type=int, help="episodes (default: one per task of the split, or of its stratified subset with the run's eval.per_type)")
     p.add_argument("--temperature", type=float, help="sampling temperature (default: the run's eval.temperature)")
     p.add_argument("--seed", type=int, default=0, help="evaluation sampling seed")
     p.add_argument("--out", help="JSON report path (default: inside the run directory)")
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _USER_ERRORS = {
     "spo3.envs.alfworld_data": ("AlfworldDataError",),
+    "spo3.envs.guard": ("EnvUnavailable",),
     "spo3.config.loading": ("ConfigError", "SetupError"),
     "spo3.state.store": ("StateStoreError",),
     "spo3.training.checkpoint": ("CheckpointError",),

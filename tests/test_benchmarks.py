@@ -43,10 +43,15 @@ def test_committed_results_are_the_readme_table():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_soak_smoke():
+def test_soak_smoke(tmp_path):
     script = BENCHMARKS[0].parent / "soak.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(script.parents[1])}
-    proc = subprocess.run([sys.executable, str(script), "--smoke"], capture_output=True, text=True, env=env, timeout=600)
+    result = tmp_path / "soak.json"
+    proc = subprocess.run([sys.executable, str(script), "--smoke", "--json", str(result)], capture_output=True,
+                          text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for line in ("RSS:", "last/first tenth", "state store:", "environment guard:"):
+    for line in ("load average", "RSS:", "last/first tenth", "state store:", "environment guard:"):
         assert line in proc.stdout, proc.stdout
+    record = json.loads(result.read_text())
+    assert record["benchmark"] == "soak" and record["smoke"] is True and len(record["goals"]) == 3
+    assert record["measurements"]["tenths"]["last"]["env_steps_per_it"] > 0

@@ -18,3 +18,44 @@ def test_a_changed_number_is_caught(tmp_path, monkeypatch):
     before = claims.render_claims(summaries)
     methods["rows"][label]["success_at_budget_iqm"][0] += 0.01
     assert claims.render_claims(summaries) != before
+
+
+def test_the_alfworld_section_shows_every_split_variant_and_type():
+    def row(start, final):
+        per_type = {t: {"successes": w, "episodes": 9, "rate": [w / 9, 0.0, 1.0]} for t, w in final.items()}
+        return {"start": {"iqm": [start, 0.0, 0.2], "pooled": [start, 0.0, 0.2], "successes": 3, "per_type": per_type, "episodes": 54},
+                "final": {"iqm": [0.1, 0.0, 0.3], "pooled": [0.1, 0.0, 0.3], "successes": 5, "per_type": per_type, "episodes": 54}}
+
+    labels = ("GRPO", "GiGPO", "3SPO")
+    summary = {
+        "budget_env_steps": 1000.0, "variants": list(labels),
+        "rows": {v: {"seeds": 3, "train_success_iqm": [0.1, 0.05, 0.2], "unique_states_at_budget": [10, 20, 30],
+                     "success_at_budget_iqm": [0.1, 0.0, 0.2], "final_env_steps_mean": 4000.0,
+                     "n_distribution": {"0": 0.25, "4": 0.75}, "sibling_groups_per_iteration": 50.0} for v in labels},
+        "comparisons": {f"{a} vs {b}": {"p_improvement_at_budget": [0.5, 0.2, 0.8], "unique_states_ratio": [1.0, 0.9, 1.1],
+                                         "final_env_steps_ratio": [0.6, 0.5, 0.7]}
+                        for a in labels for b in labels if a != b},
+        "splits": {split: {v: row(0.05, {"look_at_obj_in_light": 2, "pick_and_place": 1}) for v in labels}
+                   for split in ("valid_seen", "valid_unseen")},
+        "split_order": ["valid_unseen", "valid_seen"],
+    }
+    table = "\n".join(claims.alfworld_table({"alfworld": summary}))
+    for split in ("valid_unseen", "valid_seen"):
+        for v in labels:
+            assert (f"| {split} | {v} | 3/54 = 0.05 [0.00, 0.20] | 0.05 [0.00, 0.20] | 5/54 = 0.10 [0.00, 0.30] | "
+                    "0.10 [0.00, 0.30] | 2/9 | 1/9 |") in table
+    assert table.index("| valid_unseen | GRPO") < table.index("| valid_seen | GRPO")  # the split order of the summary
+    assert "| 3SPO vs GRPO | 0.50 [0.20, 0.80] | 1.00 [0.90, 1.10] |" in table
+    assert "n = 0 (truncated: the branch ends as a failure) 25%, n = 1 0%, n = G_max = 4 75%; 50 sibling groups" in table
+    assert "3SPO/GRPO = 0.60 [0.50, 0.70]" in table
+    assert "- **valid_seen**: no method ended above the interval of the warm start; the methods' final intervals all overlap." in table
+    summary["splits"]["valid_seen"]["3SPO"]["final"]["iqm"] = [0.6, 0.4, 0.8]
+    assert "- **valid_seen**: no method" in "\n".join(claims.alfworld_table({"alfworld": summary}))  # the pooled intervals overlap
+    summary["splits"]["valid_seen"]["3SPO"]["final"]["pooled"] = [0.5, 0.35, 0.65]
+    assert "- **valid_seen**: 3SPO ended above the interval of the warm start; final intervals separate: 3SPO > GRPO, 3SPO > GiGPO." in "\n".join(claims.alfworld_table({"alfworld": summary}))
+    assert claims.alfworld_table({}) == ["Not run."]
+    readme = claims.alfworld_readme_lines(summary)
+    assert "18 evaluation games per split" in readme[1] and "valid_unseen / valid_seen" in readme[1]
+    assert readme[3] == "- before RL (the walkthrough warm start alone): 3/54 = 0.05 [0.00, 0.20] / 3/54 = 0.05 [0.00, 0.20]"
+    assert [line.split(" after")[0] for line in readme[4:]] == ["- GRPO", "- GiGPO", "- 3SPO"]
+    assert claims.alfworld_readme_lines(None) == []

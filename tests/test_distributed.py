@@ -6,13 +6,16 @@ diagnostics and the mean state score differ only by the order of float additions
 ranks' micro-batch gradients in another order; the tabular table's and the store's rows are numbered differently,
 which changes the summation order of the gradient norm and of the mean): compared to 1e-12 relative. The tiny language model's logits depend slightly on the
 shape of the batch they are computed in (each process batches only its own tasks), so its losses are compared to
-1e-4 relative (1e-6 absolute for terms that are float noise around 0, such as approx_kl).
+1e-4 relative (1e-6 absolute for terms that are float noise around 0, such as approx_kl). An FSDP run resumed from
+its checkpoint with the same number of processes repeats the straight run exactly (metrics, and the next
+checkpoint's weights, optimiser state and RNG states byte for byte).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -201,10 +204,33 @@ def test_two_processes_equal_one_tiny_lm_losses(tmp_path, tiny_lm_one_process):
         assert _close(a["loss"], b["loss"], rtol=1e-4, atol=1e-6)  # near-zero terms (approx_kl) are float noise
 
 
+def _resume_from_first_checkpoint(straight, resumed):
+    """Copy the straight run as if it had been killed after its first checkpoint, check that 1 process may not
+    resume it, and resume it with 2 processes."""
+    shutil.copytree(straight, resumed)
+    shutil.rmtree(resumed / "checkpoints" / "iter_000002")
+    with pytest.raises(ConfigError, match=r"written by 2 training process\(es\), this run has 1") as refused:
+        train(load_config(resumed / "config.yaml"), resume=True, run_dir=resumed)
+    assert "\n" not in str(refused.value)
+    _torchrun(str(resumed), ["--resume"])
+
+
+def _assert_same_run(straight, resumed):
+    """Same metrics (timings aside), and the same weights, optimiser state, RNG states and store in the last
+    checkpoint, byte for byte."""
+    without_time = lambda run: [{k: v for k, v in r.items() if k != "time"} for r in read_metrics(run)]  # noqa: E731
+    assert without_time(resumed) == without_time(straight)
+    files = [json.loads((run / "checkpoints" / "iter_000002" / "manifest.json").read_text())["files"] for run in (straight, resumed)]
+    compared = [f for f in files[0] if f.endswith(".safetensors") or f in ("optimizer.pt", "rng.pt", StateStore.FILENAME)]
+    assert {f: files[0][f] for f in compared} == {f: files[1].get(f) for f in compared}
+    return compared
+
+
 @pytest.mark.slow
-def test_fsdp_two_processes_train_evaluate_and_checkpoint(tmp_path, tiny_lm_one_process, monkeypatch):
-    """FSDP (bf16 compute) on 2 CPU processes: same rollouts as 1 process here, entropy within bf16 precision, and a
-    checkpoint with the whole fp32 weights that a plain policy loads."""
+def test_fsdp_two_processes_train_evaluate_checkpoint_and_resume(tmp_path, tiny_lm_one_process):
+    """FSDP (bf16 compute) on 2 CPU processes: same rollouts as 1 process here, entropy within bf16 precision, a
+    checkpoint with the whole fp32 weights that a plain policy loads, and a resume from the first checkpoint that
+    repeats the straight run exactly (refused with 1 process)."""
     config = REPO_ROOT / "configs" / "textworld_tiny_lm.yaml"
     _torchrun(str(config), TINY_LM + [f"log.output_dir={tmp_path}", "log.run_name=fsdp", "dist.strategy=fsdp", "eval.every=1"])
     run = tmp_path / "fsdp"
@@ -218,10 +244,22 @@ def test_fsdp_two_processes_train_evaluate_and_checkpoint(tmp_path, tiny_lm_one_
     env = build_env(cfg.env, cfg.seed)
     policy = build_policy(cfg.policy, cfg.seed, env_corpus(env, task_list(env, cfg.env, cfg.env.train_split, cfg.seed)))
     before = [p.detach().clone() for p in policy.parameters()]
-    load_checkpoint(latest_checkpoint(run), policy, None)
+    optimizer = torch.optim.AdamW(policy.parameters())
+    load_checkpoint(latest_checkpoint(run), policy, optimizer)  # the one-process format: also the optimiser state
     changed = [not torch.equal(p, q) for p, q in zip(policy.parameters(), before)]
     assert any(changed) and all(p.dtype == torch.float32 for p in policy.parameters())
-    # resuming a sharded run is refused with a message (here forced in one process: the check comes first)
-    monkeypatch.setattr(Distributed, "sharded", property(lambda self: True))
-    with pytest.raises(ConfigError, match="fsdp"):
-        train(load_config(run / "config.yaml", ["iterations=3"]), resume=True, run_dir=run)
+    assert len(optimizer.state) == len(before)
+
+    _resume_from_first_checkpoint(run, tmp_path / "resumed")
+    assert "policy/weights.safetensors" in _assert_same_run(run, tmp_path / "resumed")
+
+
+@pytest.mark.slow
+def test_fsdp_lora_resume_after_warm_start(tmp_path):
+    """LoRA under FSDP, warm-started (the adapter is folded into the base weights, which the checkpoints then
+    hold): a resume from the first checkpoint repeats the straight run exactly."""
+    config = REPO_ROOT / "configs" / "textworld_tiny_lm.yaml"
+    overrides = [*TINY_LM, "warm_start.epochs=1", "warm_start.cache=false", "policy.lora_rank=4", "dist.strategy=fsdp"]
+    _torchrun(str(config), overrides + [f"log.output_dir={tmp_path}", "log.run_name=straight"])
+    _resume_from_first_checkpoint(tmp_path / "straight", tmp_path / "resumed")
+    assert "policy/weights.safetensors" in _assert_same_run(tmp_path / "straight", tmp_path / "resumed")

@@ -99,3 +99,45 @@ def test_figures_and_summaries_are_drawn_from_a_log(tmp_path):
     assert summary["rows"]["3SPO"]["steps_to_threshold"] == [500.0] * 3  # 0.8 * 5/6 >= 0.6 first at iteration 5
     assert summary["rows"]["GRPO"]["steps_to_threshold"] == [None] * 3
     assert summary["comparisons"]["3SPO vs GRPO"]["p_improvement_final"][0] == 1.0
+
+
+def _split_report(wins: dict[str, int], k: int) -> dict:
+    per_type = {t: {"episodes": k, "successes": w, "success_rate": w / k} for t, w in wins.items()}
+    total = sum(wins.values())
+    return {"episodes": k * len(wins), "successes": total, "success_rate": total / (k * len(wins)), "per_type": per_type}
+
+
+def test_evaluation_by_split_and_task_type_is_summarised_and_drawn(tmp_path):
+    """ALFWorld-style logs (eval_splits): per split and variant, before RL and final, with per-type pooled counts."""
+    def records(final_wins):
+        start = {"valid_unseen": _split_report({"heat": 0, "look": 1}, 4), "valid_seen": _split_report({"heat": 1, "look": 1}, 4)}
+        final = {"valid_unseen": _split_report(final_wins, 4), "valid_seen": _split_report({"heat": 2, "look": 2}, 4)}
+        return [
+            {"iteration": 0, "env_steps_total": 0, "eval": start["valid_unseen"], "eval_splits": start},
+            {"iteration": 1, "env_steps_total": 100, "success_rate": 0.1, "unique_states": 10, "mean_state_score": 1.0,
+             "high_score_share": 1.0, "sibling_groups": 0, "n_hist": {}},
+            {"iteration": 2, "env_steps_total": 200, "success_rate": 0.3, "unique_states": 20, "mean_state_score": 0.9,
+             "high_score_share": 0.9, "sibling_groups": 1, "n_hist": {}, "eval": final["valid_unseen"], "eval_splits": final},
+        ]
+
+    lines = [{"experiment": "alfworld", "variant": v, "seed": s, "command": "c", "git_commit": "abc", "records": records(w)}
+             for v, w in (("GRPO", {"heat": 0, "look": 2}), ("3SPO", {"heat": 4, "look": 4})) for s in range(3)]
+    data = tmp_path / "data"
+    data.mkdir()
+    with gzip.open(data / "alfworld.jsonl.gz", "wt") as f:
+        f.write("\n".join(json.dumps(x) for x in lines))
+    make_figures.main(["--data", str(data), "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "alfworld_by_type.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "out" / "alfworld.json").read_text())
+    unseen = summary["splits"]["valid_unseen"]
+    assert set(summary["splits"]) == {"valid_unseen", "valid_seen"}
+    assert unseen["GRPO"]["final"]["per_type"]["look"]["successes"] == 6 and unseen["GRPO"]["final"]["per_type"]["look"]["episodes"] == 12
+    assert unseen["GRPO"]["final"]["per_type"]["look"]["rate"][0] == pytest.approx(0.5)
+    lo, hi = unseen["GRPO"]["final"]["per_type"]["look"]["rate"][1:]
+    assert 0 < lo < 0.5 < hi < 1
+    assert unseen["3SPO"]["final"]["iqm"][0] == pytest.approx(1.0) and unseen["3SPO"]["start"]["iqm"][0] == pytest.approx(0.125)
+    assert unseen["3SPO"]["start"]["iteration"] == [0, 0, 0]
+    assert summary["rows"]["3SPO"]["train_success_iqm"][0] == pytest.approx(0.2)
+    assert summary["split_order"] == ["valid_unseen", "valid_seen"]  # the records' eval split first
+    assert unseen["GRPO"]["final"]["successes"] == 6 and unseen["GRPO"]["final"]["episodes"] == 24
+    assert unseen["GRPO"]["final"]["pooled"][0] == pytest.approx(0.25)

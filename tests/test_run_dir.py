@@ -195,3 +195,25 @@ def test_metrics_csv_is_appended_and_rewritten_once_per_new_column(tmp_path):
     assert (tmp_path / "metrics.csv").read_text().splitlines() == [
         "iteration,a,eval/success_rate", "1,1.0,", "2,2.0,", "3,3.0,0.5", "4,4.0,",
     ]
+
+
+def test_the_metrics_logger_does_not_grow_with_the_run(tmp_path):
+    """The soak (benchmarks/soak.py) found the logger holding every record in memory, ~6 KB per iteration without
+    bound; metrics.jsonl is their one copy."""
+    import tracemalloc
+
+    record = {"iteration": 0, **{f"metric_{i}": {"value": float(i), "name": f"m{i}"} for i in range(40)}}
+    logger = MetricsLogger(tmp_path)
+    logger.write(record)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1, 301):
+            logger.write({**record, "iteration": i})
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 100_000, f"the logger holds {held} bytes after 300 records"
+    assert [r["iteration"] for r in read_metrics(tmp_path)] == list(range(301))
+    logger.truncate(150)  # resuming still works from the file
+    assert read_metrics(tmp_path)[-1]["iteration"] == 150 and len((tmp_path / "metrics.csv").read_text().splitlines()) == 152

@@ -255,3 +255,53 @@ def test_allocation_variants_in_training(tmp_path):
     assert all(r["recovered_states"] >= 0 and r["truncation_retries_won"] <= r["truncation_retries"] for r in recoverable)
     floored = read_metrics(train(config(tmp_path, "3spo", "floored", *common, "algo.min_siblings=2"), env=maze()))
     assert not any("1" in r["n_hist"] for r in floored) and any("1" in r["n_hist"] for r in absorbing)
+
+
+class BrokenResets(GraphEnv):
+    """The maze, where every reset of the tasks in ``broken`` raises (a game file the engine cannot load)."""
+
+    def __init__(self, broken):
+        base = maze()
+        super().__init__(base.graph, base.starts, base.goals, base.max_steps)
+        self.broken = set(broken)
+
+    def reset(self, task_id):
+        if task_id in self.broken:
+            raise RuntimeError(f"cannot load game {task_id}")
+        return super().reset(task_id)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("algo", ["3spo", "grpo", "gigpo"])
+def test_a_task_whose_reset_always_fails_ends_as_lost_episodes_and_training_continues(tmp_path, caplog, algo, workers):
+    """Issue 12: a reset that fails on a fresh engine too ends that task's episodes as counted failures (logged
+    once), in training and in evaluation, and the other task trains on; before, the error stopped the run."""
+    with caplog.at_level("WARNING", logger="spo3.envs.guard"):
+        run = train(config(tmp_path, algo, None, f"env.workers={workers}"), env=BrokenResets({"t1"}))
+    records = read_metrics(run)
+    assert [r["iteration"] for r in records] == [0, 1, 2, 3, 4]
+    assert records[1]["env_steps"] > 0  # t0 was played (later 3SPO may truncate it at its root)
+    for r in records[1:]:  # both tasks in every iteration: t1's reset failed
+        assert r["env_failures"] == 1
+        lost = 1 if algo == "3spo" else 4  # the search's one trajectory, or the whole group of t1
+        assert r["success_rate"] <= 1 - lost / r["finished_trajectories"]
+        assert algo == "3spo" or r["finished_trajectories"] == 8
+    assert records[-1]["env_failures_total"] == 4
+    for r in (records[0], records[2], records[4]):  # evaluations cycle t0, t1, t0, t1
+        assert r["eval"]["episodes"] == 4 and r["eval"]["env_failures"] == 2 and r["eval"]["success_rate"] <= 0.5
+    store = StateStore.load(latest_checkpoint(run) / StateStore.FILENAME)
+    assert all(rec["key"] and rec["anchor"] for rec in store.records())  # the failed resets reached no state
+    if workers == 0:  # with workers the guard logs in the worker processes
+        assert len([rec for rec in caplog.records if "cannot load game" in rec.getMessage()]) == 1
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_when_every_reset_fails_training_stops_with_one_line_naming_the_environment(tmp_path, workers):
+    from spo3.envs.guard import EnvUnavailable
+
+    cfg = config(tmp_path, "3spo", None, "eval.every=0", f"env.workers={workers}")
+    with pytest.raises(EnvUnavailable) as failure:
+        train(cfg, env=BrokenResets({"t0", "t1"}))
+    message = str(failure.value)
+    assert "\n" not in message and message.startswith("every reset of the batch failed (2 of 2 tasks)")
+    assert "BrokenResets.reset: RuntimeError('cannot load game" in message

@@ -100,6 +100,7 @@ class ArmCounts:
       n_success: float64 ``(K, seeds)``, successful ones (N_success).
       rollouts_done: float64 ``(seeds,)``, rollouts completed by each copy; the score clock is t = 1 + this.
       params: score hyper-parameters.
+
     """
 
     def __init__(self, seeds: int, k: int, params: ScoreParams) -> None:
@@ -109,6 +110,10 @@ class ArmCounts:
         self.n_total = np.zeros((k, seeds))
         self.n_success = np.zeros((k, seeds))
         self.rollouts_done = np.zeros(seeds)
+        self._scratch = np.empty((2, k, seeds))  # the per-visit scores' work space (see unchecked_scores)
+        self.visit_space = np.empty((2, k, seeds))
+        """Where :func:`visit` writes a one-rollout visit's pulls and successes (float64 ``(K, seeds)``; writing
+        into memory already in use is several times cheaper than converting into fresh arrays)."""
 
     @property
     def t(self) -> np.ndarray:
@@ -121,8 +126,15 @@ class ArmCounts:
 
     def unchecked_scores(self) -> np.ndarray:
         """:meth:`scores` without the input checks, for the per-visit loop: counts that only :meth:`record` changed
-        are valid by construction (it adds successes <= pulls), so checking them at every visit only costs time."""
-        return state_score_unchecked(self.n_total, self.n_success, self.t, self.params)
+        are valid by construction (it adds successes <= pulls), so checking them at every visit only costs time.
+        The result lives in this object's work space: it is overwritten by the next call.
+
+        While every copy has completed the same number of rollouts (under the one-rollout allocators, until a copy
+        is entirely truncated) t is passed as one number: one logarithm per visit instead of one per seed, and the
+        same floats (``np.log`` of a number equals its value in an array)."""
+        done = self.rollouts_done
+        t = 1 + done[0] if (done == done[0]).all() else 1 + done
+        return state_score_unchecked(self.n_total, self.n_success, t, self.params, self._scratch)
 
     def rollouts(self) -> np.ndarray:
         """Eq. 3 rollout count ceil(G_max S) (with the sibling floor) of every arm, int64 ``(K, seeds)``."""
@@ -133,7 +145,9 @@ class ArmCounts:
         successes <= pulls; ``launched`` is ``pulls.sum(axis=0)`` when the caller knows it already."""
         self.n_total += pulls
         self.n_success += successes
-        self.rollouts_done += pulls.sum(axis=0) if launched is None else launched
+        if launched is None:
+            launched = pulls.sum(axis=0)
+        self.rollouts_done += launched.view(np.uint8) if launched.dtype == np.bool_ else launched  # (uint8: faster)
 
 
 @dataclass(frozen=True)
@@ -142,7 +156,8 @@ class Visit:
 
     Attributes:
       pulls: ``(K, seeds)``, rollouts through each arm: int64 (integer allocator) or float64 0/1, one-hot per seed
-        (the one-rollout allocators; the dtype of the counts, so recording them converts nothing).
+        (the one-rollout allocators; the dtype of the counts, so recording them converts nothing). The one-rollout
+        allocators' pulls and successes live in ``ArmCounts.visit_space``: the next visit overwrites them.
       successes: ``(K, seeds)``, successful ones, of the same dtype.
       launched: ``(seeds,)``, rollouts launched at this visit (``pulls.sum(axis=0)``).
       off_target: float64 ``(seeds,)``, share of the visit's allocation that went to arms != a_w (0 when the
@@ -201,15 +216,22 @@ def visit(
         cumulative.append(cumulative[-1] + scores[a])
     total = cumulative[-1]
     alive = total > 0
-    # Sum the off-target scores directly: total - S(a_w) cancels to 0 once they are 1e-16 of S(a_w).
+    all_alive = bool(alive.all())
+    # Sum the off-target scores directly: total - S(a_w) cancels to 0 once they are 1e-16 of S(a_w). (With the
+    # target last, that sum is the running sum before it.)
     off_rows = [a for a in range(k) if a != target]
-    off_scores = scores[off_rows[0]].copy() if off_rows else np.zeros(seeds)
-    for a in off_rows[1:]:
-        off_scores += scores[a]
-    score_share = off_scores / total if alive.all() else np.where(alive, off_scores / np.where(alive, total, 1.0), 0.0)
+    if not off_rows:
+        off_scores = np.zeros(seeds)
+    elif target == k - 1:
+        off_scores = cumulative[-2]
+    else:
+        off_scores = scores[off_rows[0]] + scores[off_rows[1]] if len(off_rows) > 1 else scores[off_rows[0]]
+        for a in off_rows[2:]:
+            off_scores += scores[a]
+    score_share = off_scores / total if all_alive else np.where(alive, off_scores / np.where(alive, total, 1.0), 0.0)
     forced = np.zeros(seeds, dtype=bool)
 
-    retried = np.zeros((k, seeds), dtype=bool)
+    retried = None
     if truncation == "recoverable":
         p_retry = retry_probability(counts.n_total, counts.params.xi, retry)
         retried = (scores == 0) & (counts.n_total > 0) & (rng.random((k, seeds)) < p_retry)
@@ -218,20 +240,27 @@ def visit(
         pulls = num_rollouts_unchecked(scores, counts.params.g_max, counts.params.min_siblings)
         if explore > 0:
             pulls = forced_rollouts(pulls, under_explored(counts.n_total, i - 1, explore))
-        pulls = np.where(retried, counts.params.min_siblings, pulls)
+        if retried is not None:
+            pulls = np.where(retried, counts.params.min_siblings, pulls)
         successes = rng.binomial(pulls, probs[:, None])
         launched = pulls.sum(axis=0)
         off_target = np.where(launched > 0, (launched - pulls[target]) / np.maximum(launched, 1), 0.0)
         return Visit(pulls, successes, off_target, score_share, forced, launched)
 
     if allocator == "proportional":
-        draw = rng.random(seeds) * total
+        draw = rng.random(seeds)
+        draw *= total
         # The first arm whose cumulative score exceeds the draw; zero-score (truncated) arms have empty intervals.
         # Counting only the first K - 1 running sums keeps the index <= K - 1 when a draw rounds up onto the total.
         # (int8 sums of the comparisons' bytes: 0/1, no conversion; K <= 127 arms fit.)
-        arm = np.zeros(seeds, dtype=np.int8 if k <= 127 else np.int64)
-        for below in cumulative[:-1]:
-            arm += (below <= draw).view(np.int8) if k <= 127 else below <= draw
+        if 1 < k <= 127:
+            arm = (cumulative[0] <= draw).view(np.int8)
+            for below in cumulative[1:-1]:
+                arm += (below <= draw).view(np.int8)
+        else:
+            arm = np.zeros(seeds, dtype=np.int64)
+            for below in cumulative[:-1]:
+                arm += below <= draw
         off_target = score_share
         if explore > 0:
             starved = under_explored(counts.n_total, i - 1, explore) & (scores > 0)
@@ -239,25 +268,29 @@ def visit(
             least_sampled = np.argmin(np.where(starved, counts.n_total, np.inf), axis=0)
             arm = np.where(forced, least_sampled, arm)
             off_target = np.where(forced, (arm != target).astype(np.float64), score_share)
-        launched = alive
+        launched, all_launched = alive, all_alive
     elif allocator == "uniform":
         arm = rng.integers(0, k, size=seeds)
         off_target = np.full(seeds, (k - 1) / k)
-        launched = np.ones(seeds, dtype=bool)
+        launched, all_launched = np.ones(seeds, dtype=bool), True
     elif allocator == "oracle":
         arm = np.full(seeds, target)
         off_target = np.zeros(seeds)
-        launched = np.ones(seeds, dtype=bool)
+        launched, all_launched = np.ones(seeds, dtype=bool), True
     else:
         raise ValueError(f"unknown allocator {allocator!r}; expected one of {ALLOCATORS}")
 
-    won = rng.random(seeds) < np.take(probs, arm)
+    # A seed's rollout succeeds when its draw falls below its arm's probability: compared with every arm's at
+    # once, then kept on the pulled arm (cheaper than gathering each seed's probability).
+    wins = rng.random(seeds) < probs[:, None]
     pulled = arm == np.arange(k, dtype=arm.dtype)[:, None]
-    if not launched.all():
+    if not all_launched:
         pulled &= launched
-    pulls = pulled.astype(np.float64)
-    successes = (pulled & won).astype(np.float64)
-    if truncation == "recoverable":  # each retry is one more rollout of the visit
+    wins &= pulled
+    pulls, successes = counts.visit_space
+    np.copyto(pulls, pulled.view(np.uint8))  # (converting from uint8 is twice as fast as from bool)
+    np.copyto(successes, wins.view(np.uint8))
+    if retried is not None:  # recoverable truncation: each retry is one more rollout of the visit
         extra = retried.sum(axis=0)
         extra_off = extra - retried[target]
         n_launched = launched.astype(np.float64)

@@ -236,6 +236,13 @@ class PolicyConfig:
     gpu_memory_utilization: float = 0.4
     """backend=vllm: the share of GPU memory vLLM may take for its weights and KV cache; the rest is left to
     training (the policy, its reference, gradients and optimiser state)."""
+    share_prompts: bool = True
+    """kind=hf: a prompt with several rows in one batch (siblings sampled at one state) is computed once, its keys
+    and values shared by the rows: in scoring (k responses cost about one prompt's forward and backward instead of
+    k) and in the HF engine's generation (one prefill per prompt). Log-probabilities, gradients and sampling
+    distributions equal the per-row computation up to float rounding (tests/policies/test_hf_policy.py); false
+    computes every row on its own (the first release), as always under dist.strategy=fsdp (where the extra pass,
+    taken only by ranks whose batch repeats a prompt, would unpair the ranks' all-gathers)."""
     tabular_capacity: int = 1 << 18
     """Maximum number of (state, action) entries of the tabular policy."""
     linear_dim: int = 1 << 18
@@ -452,7 +459,11 @@ class WarmStartConfig:
     epochs: int = 0
     """Passes over the expert steps (0: no warm start)."""
     tasks: int = 0
-    """Number of training tasks whose expert trajectories are used (0: all)."""
+    """Number of training tasks whose expert trajectories are used, the first of the (sorted) training list (0: all)."""
+    per_type: int = 0
+    """k > 0: use the expert trajectories of k training tasks of every task type instead (a stratified subset drawn
+    with the run's seed; ``tasks`` is then unused). The first tasks of a sorted ALFWorld list are all of one type,
+    so a warm start on them teaches one type only."""
     lr: float = 1e-3
     """Learning rate of the supervised phase."""
     cache: bool = True
@@ -465,6 +476,7 @@ class WarmStartConfig:
     def __post_init__(self) -> None:
         check(self.epochs >= 0, "epochs", "must be >= 0")
         check(self.tasks >= 0, "tasks", "must be >= 0")
+        check(self.per_type >= 0, "per_type", "must be >= 0")
         _finite_positive(self.lr, "lr")
 
 
@@ -480,10 +492,23 @@ class EvalConfig:
     """Episodes per evaluation (tasks cycle through the eval split)."""
     temperature: float = 0.4
     """Sampling temperature during evaluation (upstream val temperature 0.4; 0 = greedy)."""
+    splits: tuple[str, ...] = ()
+    """Splits evaluated, each reported on its own (a record's ``eval_splits``, by split; its ``eval`` is the first
+    split's report), e.g. [valid_unseen, valid_seen] for ALFWorld; empty: env.eval_split only."""
+    per_type: int = 0
+    """k > 0: evaluate a stratified subset of each split, k tasks of every task type (all of a type's tasks if it
+    has fewer), one episode each, instead of ``episodes`` episodes cycling through the split (``episodes`` is then
+    unused). Split lists are sorted, so their first tasks are mostly of one type: the subset covers every type
+    equally, and per-type success rates get k episodes each."""
+    subset_seed: int = 0
+    """Seed of the stratified choice (per_type > 0). Not the run's seed, so that every method and seed is evaluated
+    on the same tasks."""
 
     def __post_init__(self) -> None:
         check(self.every >= 0, "every", "must be >= 0")
         check(self.episodes >= 1, "episodes", "must be >= 1")
+        check(self.per_type >= 0, "per_type", f"must be >= 0, got {self.per_type}")
+        check(len(set(self.splits)) == len(self.splits), "splits", f"lists a split twice: {list(self.splits)}")
         check(math.isfinite(self.temperature) and self.temperature >= 0, "temperature",
               f"must be a finite number >= 0 (0: greedy), got {self.temperature}")
 
@@ -569,6 +594,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check(self.iterations >= 1, "iterations", f"must be >= 1, got {self.iterations}")
         check(self.tasks_per_iteration >= 1, "tasks_per_iteration", "must be >= 1")
+        unknown = [split for split in self.eval.splits if split not in SPLITS[self.env.name]]
+        check(not unknown, "eval.splits", f"{self.env.name} has no split(s) {unknown}; expected some of {list(SPLITS[self.env.name])}")
 
     @property
     def run_name(self) -> str:

@@ -113,6 +113,10 @@ class TextEnv(ABC):
         snapshot = self.snapshot()
         return lambda: (obs, snapshot)
 
+    def flush(self) -> None:
+        """Start the work begun by :meth:`begin_reset` / :meth:`begin_transition` that an asynchronous environment
+        holds back to send at once (waiting for an answer starts it too). Here nothing is held back."""
+
     def begin_transition(self, snapshot: Any, action: str) -> Callable[[], tuple[Transition, Any]]:
         """Start :meth:`restore` of ``snapshot``, :meth:`step` of ``action`` and :meth:`snapshot` of the result; the
         returned callable gives ``(transition, new snapshot)``. Here the work is done at once."""

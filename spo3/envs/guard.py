@@ -12,7 +12,10 @@ surrogate raised ``UnicodeEncodeError``. Two layers keep every engine safe, whic
 2. :class:`GuardedEnv` bounds every ``reset``, ``step``, ``restore`` and ``snapshot`` by ``timeout_s``. When a call
    times out or raises, the engine is recreated, the episode ends as a failure (a ``done``, not won transition
    with ``info["env_failure"]``), the failure is counted (:attr:`GuardedEnv.failures`, and per iteration by the
-   rollout as ``env_failures``) and logged once per kind, and training continues.
+   rollout as ``env_failures``) and logged once per kind, and training continues. A failing ``reset`` is retried
+   once on the fresh engine; if that fails too it raises :class:`ResetFailed`, and the rollout ends that task's
+   episodes as failures (a root without a state) while the other tasks go on. Only when *every* reset of a batch
+   fails does the rollout stop, with :class:`EnvUnavailable`: that is a broken environment, not a flaky episode.
 
 What is guaranteed about the time bound:
 
@@ -49,9 +52,11 @@ from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 __all__ = [
     "EXIT_ENGINE_HUNG",
     "EnvTimeout",
+    "EnvUnavailable",
     "GuardedEnv",
     "GuardedSnapshot",
     "MAX_COMMAND_CHARS",
+    "ResetFailed",
     "sanitize_command",
 ]
 
@@ -89,6 +94,14 @@ def sanitize_command(action: str) -> str:
 
 class EnvTimeout(EnvError):
     """An engine call that did not return within its time bound."""
+
+
+class ResetFailed(EnvError):
+    """A reset that failed on a fresh engine too; the message names the environment, the task and the cause."""
+
+
+class EnvUnavailable(EnvError):
+    """Every reset of a batch failed: the environment cannot run at all (raised by the rollout)."""
 
 
 def _raise_timeout(signum: int, frame: Any) -> None:
@@ -235,12 +248,21 @@ class GuardedEnv(TextEnv):
         return detail
 
     def reset(self, task_id: str) -> Observation:
-        """Start ``task_id``; a failing reset is retried once on a fresh engine, then its error propagates."""
+        """Start ``task_id``; a failing reset is retried once on a fresh engine.
+
+        Raises:
+          ResetFailed: the retry failed too (both failures are counted; no episode is running afterwards).
+        """
+        self._path = self._observation = None
         try:
             obs = self._call("reset", lambda: self.inner.reset(task_id))
         except Exception as exc:  # noqa: BLE001
             self._fail("reset", exc)
-            obs = self._call("reset", lambda: self.inner.reset(task_id))
+            try:
+                obs = self._call("reset", lambda: self.inner.reset(task_id))
+            except Exception as again:  # noqa: BLE001
+                detail = self._fail("reset", again)
+                raise ResetFailed(f"{detail} (task {task_id!r}; it failed on a fresh engine too)") from again
         self._path, self._observation, self._done, self._failure = (None, task_id), obs, False, None
         return obs
 

@@ -33,7 +33,10 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 class MetricsLogger:
     """Appends one record per iteration to ``metrics.jsonl`` and one row to ``metrics.csv`` (flattened scalars; a
-    record that brings a new column rewrites the CSV once, with the widened header).
+    record that brings a new column rewrites the CSV once, with the widened header, from ``metrics.jsonl``).
+
+    The records are not kept in memory (``metrics.jsonl`` is their one copy): a long run's logger stays the same
+    size (the soak, benchmarks/soak.py, found ~6 KB held per iteration, without bound).
 
     A torn last line of an existing ``metrics.jsonl`` (a kill mid-write) is dropped with a message.
 
@@ -48,13 +51,12 @@ class MetricsLogger:
         self.run_dir = Path(run_dir)
         self.jsonl = self.run_dir / "metrics.jsonl"
         self.csv = self.run_dir / "metrics.csv"
-        self.records: list[dict[str, Any]] = []
         self._columns: list[str] | None = None  # the CSV header as written; None: not written by this logger yet
         if self.jsonl.exists():
             raw = self.jsonl.read_bytes()
-            self.records = read_metrics(self.run_dir, drop_torn_tail=True)
-            if raw.count(b"\n") != len(self.records) or not raw.endswith(b"\n"):
-                self._rewrite(self.records)  # never append after a torn line
+            records = read_metrics(self.run_dir, drop_torn_tail=True)
+            if raw.count(b"\n") != len(records) or not raw.endswith(b"\n"):
+                self._rewrite(records)  # never append after a torn line
         self._tb = self._wandb = None
         if tensorboard:
             try:
@@ -77,16 +79,15 @@ class MetricsLogger:
 
     def truncate(self, after_iteration: int) -> None:
         """Drop records of iterations > ``after_iteration`` (used when resuming from a checkpoint)."""
-        self.records = [r for r in self.records if r["iteration"] <= after_iteration]
-        self._rewrite(self.records)
+        records = read_metrics(self.run_dir) if self.jsonl.exists() else []
+        self._rewrite([r for r in records if r["iteration"] <= after_iteration])
 
     def write(self, record: Mapping[str, Any]) -> None:
         with self.jsonl.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, sort_keys=True) + "\n")
-        self.records.append(json.loads(json.dumps(record)))  # the plain-JSON form, as read_metrics returns it
-        row = flatten(self.records[-1])
+        row = flatten(json.loads(json.dumps(record)))  # the plain-JSON form, as read_metrics returns it
         if self._columns is None or any(k not in self._columns for k in row) or not self.csv.exists():
-            self._rewrite(self.records, jsonl=False)
+            self._rewrite(read_metrics(self.run_dir), jsonl=False, lead=list(row))
         else:
             with self.csv.open("a", newline="", encoding="utf-8") as f:
                 csv.DictWriter(f, fieldnames=self._columns).writerow(row)
@@ -99,15 +100,15 @@ class MetricsLogger:
         if self._wandb is not None:
             self._wandb.log(scalars, step=step)
 
-    def _rewrite(self, records: list[dict[str, Any]], jsonl: bool = True) -> None:
+    def _rewrite(self, records: list[dict[str, Any]], jsonl: bool = True, lead: list[str] | None = None) -> None:
+        """Rewrite the files from ``records``. CSV columns: those already written, then ``lead`` (the new record's,
+        in its own order: the file's records have sorted keys), then any other."""
         if jsonl:
             tmp = self.jsonl.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in records), encoding="utf-8")
             os.replace(tmp, self.jsonl)
         rows = [flatten(r) for r in records]
-        columns: list[str] = []
-        for row in rows:
-            columns += [k for k in row if k not in columns]
+        columns = list(dict.fromkeys([*(self._columns or []), *(lead or []), *(k for row in rows for k in row)]))
         tmp = self.csv.with_suffix(".csv.tmp")
         with tmp.open("w", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=columns)

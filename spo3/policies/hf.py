@@ -6,7 +6,8 @@ The policy renders and tokenises prompts, hands the token ids to its rollout eng
 (:mod:`spo3.policies.engines`: transformers ``generate`` on this model, or a colocated vLLM) and cuts and decodes
 what comes back; it scores and trains itself. Scoring lays a batch out as ``[left padding | prompt | response |
 right padding]`` with position ids counted from each row's first real token, exactly the positions left-padded
-generation saw.
+generation saw. Rows of one batch that share a prompt (siblings) read its keys and values from one pass over it
+(``policy.share_prompts``; :meth:`HFPolicy._score_shared`).
 
 Log-probabilities: ``Response.logprobs`` are the engine's, of the distribution each token was sampled from (see
 :mod:`spo3.policies.engines.hf`); the trainer does not use them (it recomputes the old log-probabilities with this
@@ -35,12 +36,12 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 import torch
-from transformers import GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import DynamicCache, GenerationConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from spo3.config import PolicyConfig, SetupError
 from spo3.policies.base import Policy, PolicyInput, Response, TokenScores
 from spo3.policies.engines.base import Generated, GenerationEngine, SamplingSpec
-from spo3.policies.engines.hf import HFEngine, seeded
+from spo3.policies.engines.hf import HFEngine, cache_argument, seeded
 from spo3.policies.lora import DEFAULT_LORA_TARGETS, LoraSettings, fold_adapter, lora_settings, merged_weights, wrap_lora
 from spo3.policies.scoring import token_logprobs_and_entropy
 
@@ -62,6 +63,8 @@ class HFPolicy(Policy):
       score_temperature: temperature of :meth:`token_scores` and :meth:`reference_logprobs` (see the module doc).
       engine: the rollout engine; ``None`` generates with transformers' ``generate`` on this model
         (:class:`~spo3.policies.engines.hf.HFEngine`).
+      share_prompts: compute a prompt shared by several rows of a batch once (scoring: :meth:`_score_shared`;
+        generation: ``SamplingSpec.share_prompts``); ``False`` computes every row on its own.
 
     The model's ``generation_config`` is replaced by a neutral one: every sampling setting comes from
     :meth:`sample`, never from a checkpoint's defaults (e.g. transformers' global ``top_k=50``).
@@ -82,6 +85,7 @@ class HFPolicy(Policy):
         lora_targets: Sequence[str] = DEFAULT_LORA_TARGETS,
         score_temperature: float = 1.0,
         engine: GenerationEngine | None = None,
+        share_prompts: bool = True,
     ) -> None:
         if max_new_tokens < 1:
             raise ValueError(f"HFPolicy: max_new_tokens={max_new_tokens} must be >= 1")
@@ -91,6 +95,7 @@ class HFPolicy(Policy):
             raise ValueError(f"HFPolicy: score_temperature={score_temperature} must be > 0")
         self.max_new_tokens = max_new_tokens
         self.score_temperature = float(score_temperature)
+        self.share_prompts = share_prompts
         self._generator = torch.Generator().manual_seed(seed)
         self._set_tokenizer(tokenizer)
         if len(self.tokenizer) > model.get_input_embeddings().num_embeddings:
@@ -182,7 +187,9 @@ class HFPolicy(Policy):
                 for g, c in zip(streams, counts) for _ in range(c)
             )
         self._sync_engine()
-        spec = SamplingSpec(temperature, self.max_new_tokens, tuple(self._stop_ids), self._pad_id, seed, row_streams)
+        spec = SamplingSpec(
+            temperature, self.max_new_tokens, tuple(self._stop_ids), self._pad_id, seed, row_streams, self.share_prompts,
+        )
         generated = self.engine.generate(prompts, counts, spec)
         if [len(g) for g in generated] != counts:
             raise RuntimeError(f"{type(self.engine).__name__}: asked for {counts} continuations, got {[len(g) for g in generated]}")
@@ -236,6 +243,8 @@ class HFPolicy(Policy):
         mask = torch.zeros((batch, length))
         if batch == 0 or length == 0:
             return TokenScores(logprobs=mask.clone(), mask=mask, entropy=mask.clone() if entropy else None)
+        if self.share_prompts and len({tuple(p) for p in prompts}) < batch:
+            return self._score_shared(model, prompts, responses, entropy)
         input_ids = torch.full((batch, width + length), self._pad_id, dtype=torch.long)
         attention = torch.zeros((batch, width + length), dtype=torch.long)
         for i, (p, r) in enumerate(zip(prompts, responses)):
@@ -251,6 +260,47 @@ class HFPolicy(Policy):
             logits_to_keep=length + 1, use_cache=False,
         ).logits[:, :-1]
         logp, ent = token_logprobs_and_entropy(logits, input_ids[:, width:].to(device), self.score_temperature, entropy)
+        return TokenScores(logprobs=logp.cpu(), mask=mask, entropy=ent.cpu() if ent is not None else None)
+
+    def _score_shared(
+        self, model: Any, prompts: list[list[int]], responses: Sequence[Response], entropy: bool,
+    ) -> TokenScores:
+        """:meth:`_score` with one pass over each distinct prompt: the prompts' keys and values are computed once
+        (with autograd), handed to every row of that prompt as its KV cache, and the responses are scored on top.
+        The same layout and positions as :meth:`_score`, so the same numbers up to float rounding; k responses to
+        a prompt cost one prompt pass instead of k (``policy.share_prompts``)."""
+        distinct = list(dict.fromkeys(tuple(p) for p in prompts))
+        which = {p: u for u, p in enumerate(distinct)}
+        rows = torch.tensor([which[tuple(p)] for p in prompts])
+        batch, width = len(responses), max(len(p) for p in distinct)
+        length = max(len(r.token_ids) for r in responses)
+        prompt_ids = torch.full((len(distinct), width), self._pad_id, dtype=torch.long)
+        prompt_attention = torch.zeros((len(distinct), width), dtype=torch.long)
+        for u, p in enumerate(distinct):
+            prompt_ids[u, width - len(p) :] = torch.tensor(p)
+            prompt_attention[u, width - len(p) :] = 1
+        response_ids = torch.full((batch, length), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((batch, length))
+        for i, r in enumerate(responses):
+            response_ids[i, : len(r.token_ids)] = torch.tensor(r.token_ids)
+            mask[i, : len(r.token_ids)] = 1.0
+        attention = torch.cat([prompt_attention[rows], mask.long()], dim=1)
+        positions = (attention.cumsum(-1) - 1).clamp_min(0)
+        device = self.device
+        cache = {cache_argument(self.base_model): DynamicCache()}  # filled by the prompt pass, read by the rows
+        prefix = model(
+            input_ids=prompt_ids.to(device), attention_mask=prompt_attention.to(device),
+            position_ids=(prompt_attention.cumsum(-1) - 1).clamp_min(0).to(device), use_cache=True, logits_to_keep=1,
+            **cache,
+        )
+        next(iter(cache.values())).batch_select_indices(rows.to(device))
+        logits = model(
+            input_ids=response_ids.to(device), attention_mask=attention.to(device), position_ids=positions[:, width:].to(device),
+            use_cache=True, logits_to_keep=length, **cache,
+        ).logits
+        # The last prompt position predicts each response's first token; the response positions the rest.
+        logits = torch.cat([prefix.logits[rows.to(device)], logits[:, :-1]], dim=1)
+        logp, ent = token_logprobs_and_entropy(logits, response_ids.to(device), self.score_temperature, entropy)
         return TokenScores(logprobs=logp.cpu(), mask=mask, entropy=ent.cpu() if ent is not None else None)
 
     # ---------------------------------------------------------------- reference, parameters, modes
@@ -380,4 +430,5 @@ def build_hf_policy(cfg: PolicyConfig, seed: int, corpus: Sequence[str] = ()) ->
     return HFPolicy(
         model, tokenizer, seed=seed, max_new_tokens=cfg.max_new_tokens, lora_rank=cfg.lora_rank,
         lora_alpha=cfg.lora_alpha, score_temperature=cfg.temperature if cfg.temperature > 0 else 1.0, engine=engine,
+        share_prompts=cfg.share_prompts,
     )

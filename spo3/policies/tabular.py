@@ -108,7 +108,9 @@ class TabularPolicy(ActionSoftmaxPolicy):
             {"logits": self.weights.detach()[:n].clone(), "reference": self._reference[:n].clone()},
             str(directory / self.FILES[0]),
         )
-        meta = {"capacity": self.capacity, "init_logit": self.init_logit, "index": [list(k) for k in self._index]}
+        # The (context, action) tuples as they are (JSON writes them as lists): a list per entry, made at every
+        # checkpoint, set off a full garbage collection every other checkpoint once the table was large (the soak).
+        meta = {"capacity": self.capacity, "init_logit": self.init_logit, "index": list(self._index)}
         (directory / self.FILES[1]).write_text(json.dumps(meta))
 
     def load(self, directory: Path) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
+from spo3.envs.guard import EnvUnavailable, ResetFailed
 from spo3.envs.projection import project_action
 from spo3.envs.prompts import render_prompt
 from spo3.policies.base import Policy, PolicyInput, Response
@@ -80,6 +81,9 @@ class Node:
     """The episode ended here because of the step limit."""
     score: float | None = None
     """The environment's task score at the end of the episode, where it reports one (WebShop)."""
+    reset_failed: bool = False
+    """The task's reset failed (:class:`spo3.envs.guard.ResetFailed`): a finished, lost episode without any state
+    (no snapshot, no keys), so that the task's episodes end as failures and nothing enters the store."""
 
     @property
     def node_id(self) -> int:
@@ -132,7 +136,7 @@ class Trajectory:
 
     task_id: str
     keys: tuple[str, ...]
-    """State keys s_0 .. s_T, terminal included."""
+    """State keys s_0 .. s_T, terminal included; none when the task's reset failed (no state was reached)."""
     anchors: tuple[str, ...]
     won: bool
     length: int
@@ -163,7 +167,8 @@ class RolloutStats:
     expansions: int = 0
     env_failures: int = 0
     """Steps that ended their episode because the engine timed out or raised (``info["env_failure"]``, see
-    :class:`spo3.envs.guard.GuardedEnv`) or its worker process died (:mod:`spo3.envs.workers`)."""
+    :class:`spo3.envs.guard.GuardedEnv`) or its worker process died (:mod:`spo3.envs.workers`), and resets that
+    failed (each ends all of its task's episodes)."""
     n_hist: Counter = field(default_factory=Counter)
     """How often each rollout count n of Eq. 3 was allocated (tree mode; before the budget cap)."""
     unseen_allocations: int = 0
@@ -220,31 +225,68 @@ class Stepper:
 
     def roots(self, envs: Sequence[TextEnv], tasks: Sequence[str]) -> list[Node]:
         """The reset state of each task (all resets started before any is awaited). A reset whose worker died is
-        retried once on the restarted worker."""
+        retried once on the restarted worker. A task whose reset failed (:class:`~spo3.envs.guard.ResetFailed`: the
+        guard already retried it on a fresh engine) gets a failed root (:attr:`Node.reset_failed`), counted in
+        ``env_failures``; the other tasks go on.
+
+        Raises:
+          EnvUnavailable: every reset failed, so the environment cannot run (a systematic failure is not hidden).
+        """
+        roots, failures = self._reset_all(envs, tasks)
+        if roots and len(failures) == len(roots):
+            raise EnvUnavailable(f"every reset of the batch failed ({len(roots)} of {len(roots)} tasks), so the "
+                                 f"environment cannot run; the first failure: {failures[0]}")
+        return roots
+
+    def _reset_all(self, envs: Sequence[TextEnv], tasks: Sequence[str]) -> tuple[list[Node], list[EnvError]]:
+        """The roots of :meth:`roots`, and the failures of the failed ones."""
+        from spo3.envs.workers import WorkerDied
+
+        def start(env: TextEnv, task: str) -> Callable[[], tuple[Observation, Any]]:
+            try:
+                return env.begin_reset(task)
+            except ResetFailed as exc:  # an in-process environment resets at once
+                failure = exc
+                return lambda: _raise(failure)
+
         t0 = time.perf_counter()
-        pending = [env.begin_reset(task) for env, task in zip(envs, tasks)]
-        landed = []
+        pending = [start(env, task) for env, task in zip(envs, tasks)]
+        landed: list[tuple[Observation, Any] | EnvError] = []
         for env, task, wait in zip(envs, tasks, pending):
             try:
-                landed.append(wait())
-            except EnvError:
-                landed.append(env.begin_reset(task)())
+                try:
+                    landed.append(wait())
+                except WorkerDied:
+                    landed.append(start(env, task)())
+            except (ResetFailed, WorkerDied) as exc:
+                landed.append(exc)
         self.stats.time_env += time.perf_counter() - t0
-        roots = []
-        for (obs, snap), task_id in zip(landed, tasks):
+        roots, failures = [], []
+        for reset, task_id in zip(landed, tasks):
+            if isinstance(reset, EnvError):
+                failures.append(reset)
+                obs = Observation("", (), task_id, "", 0)
+                roots.append(Node(
+                    obs=obs, snapshot=None, state_anchor="", key="", context="", history=(),
+                    path_ids=(next(self._ids),), path_keys=(), path_anchors=(), done=True, reset_failed=True,
+                ))
+                continue
+            obs, snap = reset
             key = state_key(obs.text, task_id, self.scope)
             roots.append(Node(
                 obs=obs, snapshot=snap, state_anchor=obs.text, key=key, context=state_key(obs.text, task_id, "task"),
                 history=(), path_ids=(next(self._ids),), path_keys=(key,), path_anchors=(obs.text,),
             ))
-        return roots
+        self.stats.env_failures += len(failures)
+        return roots, failures
 
     def decision(self, node: Node) -> PolicyInput:
         prompt = render_prompt(node.obs, node.history, self.family, self.history_length)
         return PolicyInput(prompt=prompt, context=node.context, actions=node.obs.admissible_actions)
 
     def root(self, env: TextEnv, task_id: str) -> Node:
-        return self.roots([env], [task_id])[0]
+        """The reset state of one task, a failed root if its reset failed (:meth:`roots`)."""
+        return self._reset_all([env], [task_id])[0][0]
 
     def step(self, env: TextEnv, node: Node, response: Response) -> tuple[Node, Transition, str, bool]:
         """Restore ``node`` in ``env``, apply the parsed ``response``; return the child node, the transition, the
@@ -284,6 +326,8 @@ class Stepper:
             for i in sorted(part, key=lambda i: (first_of[requests[i][1].obs.task_id], i)):
                 env, node, _ = requests[i]
                 launched[i] = [self._launch(env, node, r) for r in responses[i - part.start]]
+            for env in {id(requests[i][0]): requests[i][0] for i in part}.values():
+                env.flush()  # workers: one message per worker for the half
             self.stats.time_env += time.perf_counter() - t0
         t0 = time.perf_counter()
         out = [
@@ -328,3 +372,7 @@ class Stepper:
             task_id=node.obs.task_id, keys=node.path_keys, anchors=node.path_anchors, won=node.won,
             length=node.depth, truncated=truncated, step_limit=node.step_limit, task_type=task_type, score=node.score,
         )
+
+
+def _raise(exc: BaseException) -> Any:
+    raise exc

@@ -48,7 +48,8 @@ def group_rollout(
 
     Returns:
       Step samples labelled with ``group = task index`` and ``traj = (task index, episode index)``, the finished
-      trajectories, and the rollout's costs.
+      trajectories (a task whose reset failed: ``group_size`` lost ones without states or samples), and the
+      rollout's costs.
     """
     if len(envs) != len(tasks):
         raise ValueError(f"group_rollout: {len(envs)} environments for {len(tasks)} tasks")
@@ -60,7 +61,10 @@ def group_rollout(
     trajectories = []
     active: list[tuple[int, int, Node]] = []
     for i, root in enumerate(stepper.roots(envs, tasks)):
-        active += [(i, j, root) for j in range(group_size)]
+        if root.reset_failed:  # the whole group ends as failures without a step
+            trajectories += [Stepper.trajectory(root, envs[i].task_type(tasks[i]))] * group_size
+        else:
+            active += [(i, j, root) for j in range(group_size)]
 
     while active:
         generators = [streams[i].sampling for i, _, _ in active] if streams is not None else None

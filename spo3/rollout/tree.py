@@ -19,6 +19,7 @@ Per task, per iteration, starting at the task's reset state s:
 5. The search stops when the task's budget of finished trajectories (``max_trajectories``) or environment steps
    (``max_env_steps``) is spent, both hard limits, or when the stack is empty. Children still on the stack then
    were stepped (their steps count) but never finished: they are no trajectory and do not enter the store.
+6. A task whose reset failed (``Node.reset_failed``) finishes at once with one lost trajectory without states.
 
 Expansions of all tasks in a round go to the policy as one batch. After each round the search yields the round's
 step samples, so the trainer can update the policy between rounds (the paper's post-step optimisation) or collect
@@ -146,7 +147,11 @@ class TreeSearch:
         for i, (env, task, root) in enumerate(zip(self.envs, self.tasks, roots)):
             stream = self.streams[i] if self.streams is not None else None
             rng = stream.search if stream is not None else self.rng
-            trees.append(_Tree(i, task, env.task_type(task), env, root, current=root, rng=rng, stream=stream))
+            tree = _Tree(i, task, env.task_type(task), env, root, current=root, rng=rng, stream=stream)
+            if root.reset_failed:  # one lost trajectory without states; the search of the other tasks goes on
+                self._finish(tree, root)
+                tree.current = None
+            trees.append(tree)
 
         while True:
             requests = [(tree, *req) for tree in trees if (req := self._next_expansion(tree)) is not None]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Callable, Sequence
 
-from spo3.config import EnvConfig, PolicyConfig
+from spo3.config import EnvConfig, PolicyConfig, TrainConfig
 from spo3.envs.base import TextEnv
 from spo3.envs.workers import EnvWorkerPool
 from spo3.policies.base import Policy
 
-__all__ = ["build_env", "build_policy", "env_corpus", "open_env_workers", "task_list"]
+__all__ = ["build_env", "build_policy", "env_corpus", "eval_episodes", "eval_splits", "eval_tasks", "open_env_workers", "stratified_subset", "task_list"]
 
 
 def build_env(cfg: EnvConfig, seed: int = 0) -> TextEnv:
@@ -64,6 +64,33 @@ def task_list(env: TextEnv, cfg: EnvConfig, split: str, seed: int = 0) -> list[s
     if not tasks:
         raise ValueError(f"env: split {split!r} of {cfg.name} has no tasks")
     return tasks
+
+
+def stratified_subset(tasks: Sequence[str], task_type: Callable[[str], str], k: int, seed: int) -> list[str]:
+    """``k`` tasks of every task type of ``tasks`` (all of a type's tasks if it has fewer), drawn with ``seed``
+    independently of the order of ``tasks``; sorted by type, then task."""
+    by_type: dict[str, list[str]] = {}
+    for task in sorted(tasks):
+        by_type.setdefault(task_type(task), []).append(task)
+    rng = random.Random(seed)
+    return [task for kind in sorted(by_type) for task in sorted(rng.sample(by_type[kind], min(k, len(by_type[kind]))))]
+
+
+def eval_splits(cfg: TrainConfig) -> tuple[str, ...]:
+    """The splits an evaluation covers: ``eval.splits``, or ``env.eval_split``."""
+    return cfg.eval.splits or (cfg.env.eval_split,)
+
+
+def eval_tasks(env: TextEnv, cfg: TrainConfig, split: str) -> list[str]:
+    """The tasks evaluated on ``split``: the split's tasks after the config's filters, or with ``eval.per_type`` a
+    stratified subset of them (:func:`stratified_subset` with ``eval.subset_seed``)."""
+    tasks = task_list(env, cfg.env, split, cfg.seed)
+    return stratified_subset(tasks, env.task_type, cfg.eval.per_type, cfg.eval.subset_seed) if cfg.eval.per_type else tasks
+
+
+def eval_episodes(cfg: TrainConfig, tasks: Sequence[str]) -> int:
+    """Episodes of one split's evaluation: one per task of a stratified subset, else ``eval.episodes``."""
+    return len(tasks) if cfg.eval.per_type else cfg.eval.episodes
 
 
 def env_corpus(env: TextEnv, tasks: Sequence[str], limit: int = 16) -> list[str]:

@@ -74,6 +74,10 @@ class Checkpoint:
     rng: dict[str, Any]
     """Torch RNG states (global and policy)."""
 
+    def optimizer_state(self) -> dict[str, Any]:
+        """The optimiser's whole state dict, as ``optimizer.state_dict()`` of one process returns it."""
+        return torch.load(self.directory / "optimizer.pt", weights_only=True)
+
 
 def save_checkpoint(
     run_dir: Path,
@@ -183,15 +187,16 @@ def verify_checkpoint(directory: Path) -> dict[str, Any]:
 def load_checkpoint(
     directory: Path, policy: Policy, optimizer: torch.optim.Optimizer | None, score_params: ScoreParams | None = None,
 ) -> tuple[Checkpoint, StateStore]:
-    """Verify and load a checkpoint into ``policy`` and ``optimizer``; return it and its state store (scoring with
-    ``score_params``, default the ones it was saved with)."""
+    """Verify and load a checkpoint into ``policy`` and ``optimizer`` (``None``: leave the optimiser state to the
+    caller, :meth:`Checkpoint.optimizer_state`); return it and its state store (scoring with ``score_params``,
+    default the ones it was saved with)."""
     directory = Path(directory)
     verify_checkpoint(directory)
     policy.load(directory / "policy")
-    if optimizer is not None:
-        optimizer.load_state_dict(torch.load(directory / "optimizer.pt", weights_only=True))
     rng = torch.load(directory / "rng.pt", weights_only=True)
     policy.set_rng_state(rng["policy"])
     store = StateStore.load(directory / StateStore.FILENAME, score_params)
-    trainer = json.loads((directory / "trainer.json").read_text())
-    return Checkpoint(directory, trainer, rng), store
+    checkpoint = Checkpoint(directory, json.loads((directory / "trainer.json").read_text()), rng)
+    if optimizer is not None:
+        optimizer.load_state_dict(checkpoint.optimizer_state())
+    return checkpoint, store

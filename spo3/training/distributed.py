@@ -204,19 +204,23 @@ class Distributed:
     @contextlib.contextmanager
     def full_state(self, policy: Policy, optimizer: torch.optim.Optimizer) -> Iterator[None]:
         """FSDP: gather the whole state dicts of the policy's models and of the optimiser (every rank must enter);
-        on rank 0 their ``state_dict()`` return them for the duration, so that ``save_checkpoint`` writes whole
-        weights and optimiser state. A no-op otherwise."""
+        on rank 0 their ``state_dict()`` return them for the duration, in a one-process run's format (tied weights
+        share one tensor, the optimiser's state is keyed by parameter index), so that ``save_checkpoint`` writes
+        the same files as one process would. A no-op otherwise."""
         if not self.sharded:
             yield
             return
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
 
-        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)  # whole tensors, on rank 0, in CPU memory
         roots = _fsdp_roots(policy)
         owners: list[Any] = [*roots, optimizer]
-        # each tensor on its own storage: safetensors refuses views into a shared buffer (tied embeddings)
-        states = [{k: v.clone() for k, v in get_model_state_dict(root, options=options).items()} for root in roots]
-        states.append(get_optimizer_state_dict(roots[0], optimizer, options=options))
+        states: list[Any] = [_whole_model_state(root, get_model_state_dict(root, options=options)) for root in roots]
+        if optimizer.state:
+            gathered = get_optimizer_state_dict(roots[0], optimizer, options=options)  # rank 0's alone holds tensors
+            states.append(_by_index(gathered, _optimizer_fqns(roots[0], optimizer)) if self.is_main else None)
+        else:  # no step yet: nothing to gather (and DCP would initialise the state, with a step count of 1)
+            states.append(optimizer.state_dict())
         if self.is_main:
             for owner, state in zip(owners, states):
                 owner.state_dict = lambda *args, _state=state, **kwargs: _state  # instance attribute shadows the method
@@ -226,6 +230,21 @@ class Distributed:
             if self.is_main:
                 for owner in owners:
                     del owner.state_dict
+
+    def load_optimizer(self, policy: Policy, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+        """Load a whole optimiser state (a checkpoint's, one-process format) into ``optimizer``; under FSDP every
+        rank passes the whole state and keeps its own shard of it."""
+        if not self.sharded or not state["state"]:
+            optimizer.load_state_dict(state)
+            return
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        root = _fsdp_roots(policy)[0]
+        by_name = _by_name(state, _optimizer_fqns(root, optimizer))
+        # strict=False: parameters that never had a gradient have no state, as in one process
+        set_optimizer_state_dict(root, optimizer, by_name, options=StateDictOptions(full_state_dict=True, strict=False))
+        for group, saved in zip(optimizer.param_groups, state["param_groups"], strict=True):  # DCP makes tuples lists
+            group.update({k: v for k, v in saved.items() if k != "params"})
 
     def lend(self, policy: Policy, optimizer: torch.optim.Optimizer, evaluating: bool, saving: bool) -> None:
         """Take part in rank 0's evaluation (:meth:`unsharded`) and checkpoint (:meth:`full_state`) of this
@@ -283,6 +302,10 @@ def prepare_policy(dist: Distributed, policy: Policy) -> None:
             torch.distributed.broadcast(buf, src=0)
             p.data.copy_(buf)
     if dist.sharded:
+        # A shared prompt adds a forward pass only where a batch repeats a prompt, which differs between ranks:
+        # their FSDP all-gathers would no longer pair up (a hang). Every row computed on its own keeps them in step.
+        if hasattr(policy, "share_prompts"):
+            policy.share_prompts = False
         _fully_shard(policy)
 
 
@@ -295,6 +318,39 @@ def _fsdp_roots(policy: Policy) -> list[torch.nn.Module]:
     return [model] + ([reference] if reference is not None else [])
 
 
+def _whole_model_state(root: torch.nn.Module, gathered: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``gathered`` (DCP's whole state dict of ``root``) with each tensor on its own storage (safetensors refuses
+    views into a shared buffer), except that names of one shared parameter (tied embeddings) share one tensor, as
+    in ``root.state_dict()`` of an unsharded model."""
+    owner = {name: id(t) for name, t in root.state_dict(keep_vars=True).items()}
+    copies: dict[Any, torch.Tensor] = {}
+    return {name: copies.setdefault(owner.get(name, name), t.clone()) for name, t in gathered.items()}
+
+
+def _optimizer_fqns(root: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    """The names of the optimiser's parameters in its own order, i.e. by the index ``optimizer.state_dict()``
+    keys them with (DCP's whole optimiser state keys them by name)."""
+    names = {p: name for name, p in root.named_parameters()}
+    return [names[p] for group in optimizer.param_groups for p in group["params"]]
+
+
+def _by_index(state: dict[str, Any], fqns: list[str]) -> dict[str, Any]:
+    """A name-keyed optimiser state (DCP's) keyed by parameter index (``Optimizer.state_dict()``'s)."""
+    index = {name: i for i, name in enumerate(fqns)}
+    return {
+        "state": {index[name]: value for name, value in state["state"].items()},
+        "param_groups": [{**g, "params": [index[name] for name in g["params"]]} for g in state["param_groups"]],
+    }
+
+
+def _by_name(state: dict[str, Any], fqns: list[str]) -> dict[str, Any]:
+    """The inverse of :func:`_by_index`."""
+    return {
+        "state": {fqns[i]: value for i, value in state["state"].items()},
+        "param_groups": [{**g, "params": [fqns[i] for i in g["params"]]} for g in state["param_groups"]],
+    }
+
+
 def _fully_shard(policy: Policy) -> None:
     """FSDP2 full shard of a language-model policy: each decoder layer, then the root, of the model and of the
     reference copy; parameters computed in bf16, gradients reduced in fp32 (the stored shards keep the model's
@@ -302,7 +358,10 @@ def _fully_shard(policy: Policy) -> None:
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
-    for root in _fsdp_roots(policy):
+    for model in _fsdp_roots(policy):
+        # With LoRA the root is the transformers model inside peft's wrapper: generate() enters it directly, and
+        # FSDP2 needs every first forward to enter through its root.
+        root = model.get_base_model() if hasattr(model, "get_base_model") else model
         for name, layer in list(root.named_modules()):
             if re.search(r"(^|\.)layers\.\d+$", name):
                 fully_shard(layer, mp_policy=mp)

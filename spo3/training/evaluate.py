@@ -38,6 +38,9 @@ class EvalReport:
     """Mean task score where the environment reports one (WebShop), else None."""
     per_episode: list[dict[str, Any]] = field(default_factory=list)
     """task_id, task_type, won, length, score of every episode."""
+    env_failures: int = 0
+    """Episodes ended by an engine failure (a failed reset or step, see :mod:`spo3.envs.guard`); they count as
+    lost episodes (a failed reset as one of length 0)."""
 
     def to_dict(self, with_episodes: bool = False) -> dict[str, Any]:
         d = asdict(self)
@@ -100,6 +103,7 @@ def evaluate(
             {"task_id": t.task_id, "task_type": t.task_type, "won": t.won, "length": t.length, "score": t.score}
             for t in trajectories
         ],
+        env_failures=result.stats.env_failures,
     )
 
 
@@ -118,7 +122,8 @@ def evaluate_run(
     Args:
       run: a run directory or one of its ``checkpoints/iter_*`` directories.
       split: split to evaluate (default: the run's ``env.eval_split``).
-      episodes: episodes (default: one per task of the split, after the config's task filters).
+      episodes: episodes (default: one per task of the split, after the config's task filters, or of its
+        stratified subset with the run's ``eval.per_type``).
       temperature: sampling temperature (default: the run's ``eval.temperature``).
       seed: evaluation sampling seed.
       overrides: config overrides applied to the run's config (e.g. a data directory on another machine).
@@ -130,7 +135,7 @@ def evaluate_run(
     """
     from spo3.config import load_config
     from spo3.envs.guard import GuardedEnv
-    from spo3.training.builders import build_env, build_policy, env_corpus, task_list
+    from spo3.training.builders import build_env, build_policy, env_corpus, eval_tasks, task_list
     from spo3.training.checkpoint import latest_checkpoint, load_checkpoint
 
     target = Path(run)
@@ -143,7 +148,7 @@ def evaluate_run(
     cfg = load_config(run_dir / "config.yaml", overrides)
     env = GuardedEnv(lambda: build_env(cfg.env, cfg.seed), cfg.env.step_timeout_s)
     split = split or cfg.env.eval_split
-    tasks = task_list(env, cfg.env, split, cfg.seed)
+    tasks = eval_tasks(env, cfg, split)
     corpus = env_corpus(env, task_list(env, cfg.env, cfg.env.train_split, cfg.seed)) if cfg.policy.kind == "hf" else ()
     policy = build_policy(cfg.policy, cfg.seed, corpus)
     load_checkpoint(checkpoint, policy, None)

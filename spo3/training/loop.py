@@ -31,7 +31,9 @@ import torch
 import yaml
 
 from spo3.envs.workers import worker_envs
-from spo3.training.builders import build_env, build_policy, env_corpus, open_env_workers, task_list
+from spo3.training.builders import (
+    build_env, build_policy, env_corpus, eval_episodes, eval_splits, eval_tasks, open_env_workers, task_list,
+)
 from spo3.training.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from spo3.training.run_dir import ResumePoint, RunLock, fingerprint, log_config_changes, remove_leftovers, resume_point
 from spo3.config import ConfigError, TrainConfig
@@ -302,7 +304,7 @@ def _train(
         (lambda: engine) if env is not None else (lambda: build_env(cfg.env, cfg.seed)), cfg.env.step_timeout_s,
     )
     train_tasks = task_list(env, cfg.env, cfg.env.train_split, cfg.seed)
-    eval_tasks = task_list(env, cfg.env, cfg.env.eval_split, cfg.seed)
+    evaluated = {split: eval_tasks(env, cfg, split) for split in eval_splits(cfg)}
     run_fingerprint = fingerprint(run_cfg, train_tasks)
     point = ResumePoint(None)
     if resume:  # rank 0 first: it sets damaged checkpoints aside, the others then find the same intact one
@@ -314,26 +316,29 @@ def _train(
     corpus = env_corpus(env, train_tasks) if cfg.policy.kind == "hf" else ()
     pool = open_env_workers(cfg.env, env)  # forked before the policy exists: the workers stay small
     policy = build_policy(cfg.policy, cfg.seed, corpus)
-    prepare_policy(dist, policy)
-    optimizer = build_optimizer(policy, cfg.optim)
     store = StateStore(cfg.algo.score_params())
     sampler = TaskSampler(train_tasks, cfg.seed)
     counters = Counters()
 
-    start, warm_losses = 0, None
+    start, warm_losses, ckpt = 0, None, None
     if point.checkpoint is not None:
-        if dist.sharded:
-            raise ConfigError("--resume: not supported with dist.strategy=fsdp yet (its checkpoints hold the whole "
-                              "weights and optimiser state, but loading them into a sharded model is not implemented); "
-                              "see docs/scaling.md")
+        # Into the whole model, before FSDP shards it (checkpoints hold whole weights, as one process writes them).
         # The configuration's score parameters: equal to the checkpoint's unless a change was allowed.
-        ckpt, store = load_checkpoint(point.checkpoint, policy, optimizer, cfg.algo.score_params())
+        ckpt, store = load_checkpoint(point.checkpoint, policy, None, cfg.algo.score_params())
         written_by = ckpt.trainer.get("world_size", 1)
         if written_by != dist.world:
             raise ConfigError(
                 f"--resume: {point.checkpoint} was written by {written_by} training process(es), this run has "
                 f"{dist.world}; relaunch with the same number (e.g. torchrun --nproc_per_node={written_by} -m spo3.cli train ...)"
             )
+    elif cfg.warm_start.epochs > 0:  # also on the whole model: every process trains alike (FSDP would need collectives)
+        from spo3.training.warm_start import warm_start
+
+        warm_losses = warm_start(policy, env, train_tasks, cfg)
+    prepare_policy(dist, policy)
+    optimizer = build_optimizer(policy, cfg.optim)
+    if ckpt is not None:
+        dist.load_optimizer(policy, optimizer, ckpt.optimizer_state())  # FSDP: each rank keeps its shard
         torch.set_rng_state(ckpt.rng["torch"])
         start = ckpt.trainer["iteration"]
         counters = Counters(**ckpt.trainer["counters"])
@@ -341,10 +346,6 @@ def _train(
         if dist.is_main:
             log_config_changes(run_dir, point.checkpoint, point.changes)
             _truncate_expansions(run_dir / EXPANSIONS_FILE, start)
-    elif cfg.warm_start.epochs > 0:
-        from spo3.training.warm_start import warm_start
-
-        warm_losses = warm_start(policy, env, train_tasks, cfg)
     logger = None
     if dist.is_main:
         logger = MetricsLogger(run_dir, cfg.log.tensorboard, cfg.log.wandb, to_dict(run_cfg))
@@ -354,25 +355,31 @@ def _train(
         (run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(run_cfg), sort_keys=False))
 
     def evaluation(iteration: int) -> tuple[dict[str, Any], float]:
-        """The evaluation report and its cost in seconds (also added to the counters)."""
+        """The evaluation fields of a record (``eval``: the first split's report; with ``eval.splits`` also
+        ``eval_splits``: every split's, by split) and their cost in seconds (also added to the counters)."""
         t0 = time.perf_counter()
+        reports = {}
         with dist.unsharded(policy):  # FSDP: rank 0 evaluates on weights the other ranks lend it
-            report = evaluate(
-                policy, env, eval_tasks, cfg.eval.episodes, temperature=cfg.eval.temperature,
-                seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
-            ).to_dict()
+            for split, tasks in evaluated.items():
+                reports[split] = evaluate(
+                    policy, env, tasks, eval_episodes(cfg, tasks), temperature=cfg.eval.temperature,
+                    seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
+                ).to_dict()
         seconds = time.perf_counter() - t0
         counters.eval_time += seconds
         counters.evaluations += 1
-        return report, seconds
+        fields = {"eval": next(iter(reports.values()))}
+        if cfg.eval.splits:
+            fields["eval_splits"] = reports
+        return fields, seconds
 
     if start == 0 and cfg.eval.every and logger is None:
         dist.lend(policy, optimizer, evaluating=True, saving=False)
     if start == 0 and cfg.eval.every and logger is not None:  # the starting point of every learning curve
-        report, seconds = evaluation(0)
+        reports, seconds = evaluation(0)
         logger.write({
             "iteration": 0, "algorithm": cfg.algo.name, "seed": cfg.seed, **env_label,
-            "env_steps_total": 0, "generated_tokens_total": 0, "eval": report, "time": {"eval": seconds},
+            "env_steps_total": 0, "generated_tokens_total": 0, **reports, "time": {"eval": seconds},
             **({"warm_start_loss": warm_losses} if warm_losses else {}),
         })
 
@@ -403,7 +410,8 @@ def _train(
         result, sample_counts = gathered
         truncated_before = store.all_scores() == 0
         for traj in result.trajectories:
-            store.record_trajectory(traj.keys, traj.won, traj.anchors)
+            if traj.keys:  # a task whose reset failed reached no state: it counts as lost, but not in the store
+                store.record_trajectory(traj.keys, traj.won, traj.anchors)
         recovered = int(np.count_nonzero(truncated_before & (store.all_scores()[: truncated_before.size] > 0)))
 
         counters.env_steps += result.stats.env_steps
@@ -419,7 +427,8 @@ def _train(
             log.warning("iteration %d: 3SPO produced no sibling group (every expansion had n <= 1): no learning signal", iteration)
         record["time"]["eval"] = 0.0
         if evaluating:
-            record["eval"], record["time"]["eval"] = evaluation(iteration)
+            reports, record["time"]["eval"] = evaluation(iteration)
+            record.update(reports)
         logger.write(record)
         if cfg.log.expansions and result.expansions:
             with (run_dir / EXPANSIONS_FILE).open("a", encoding="utf-8") as f:
@@ -442,7 +451,8 @@ def _train(
     if logger is not None:
         logger.close()
         cost = {
-            "every": cfg.eval.every, "episodes": cfg.eval.episodes, "evaluations": counters.evaluations,
+            "every": cfg.eval.every, "evaluations": counters.evaluations,
+            "episodes": sum(eval_episodes(cfg, tasks) for tasks in evaluated.values()),  # per evaluation
             "time": counters.eval_time, "share_of_time": counters.eval_time / max(counters.eval_time + counters.wall_time, 1e-9),
         }
         summary = {"iterations": cfg.iterations, "counters": counters.__dict__, "evaluation": cost}

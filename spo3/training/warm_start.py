@@ -39,6 +39,7 @@ from spo3.policies.base import Policy, PolicyInput, Response
 from spo3.policies.tabular import format_action
 from spo3.rollout.common import RolloutStats, Stepper
 from spo3.state.keys import Scope
+from spo3.training.builders import stratified_subset
 
 __all__ = ["expert_decisions", "expert_for", "supervised_update", "warm_start", "warm_start_key"]
 
@@ -99,10 +100,14 @@ def supervised_update(
 
 
 def warm_start(policy: Policy, env: TextEnv, tasks: Sequence[str], cfg: TrainConfig) -> list[float]:
-    """Train ``policy`` on expert replies for ``cfg.warm_start.tasks`` training tasks (all if 0), then make it the
-    reference policy; or load the identical result from the cache. Returns the per-epoch losses."""
+    """Train ``policy`` on expert replies for the training tasks ``cfg.warm_start`` chooses (k of every type, the
+    first N, or all), then make it the reference policy; or load the identical result from the cache. Returns the
+    per-epoch losses."""
     ws = cfg.warm_start
-    chosen = list(tasks)[: ws.tasks] if ws.tasks else list(tasks)
+    if ws.per_type:
+        chosen = stratified_subset(tasks, env.task_type, ws.per_type, cfg.seed)
+    else:
+        chosen = list(tasks)[: ws.tasks] if ws.tasks else list(tasks)
     decisions = expert_decisions(env, chosen, expert_for(env), cfg.algo.state_scope, cfg.env.history_length)
     if not decisions:
         raise RuntimeError(f"warm start: the expert won none of the {len(chosen)} tasks; nothing to learn from")

@@ -107,3 +107,16 @@ def test_bad_counts_rejected():
         state_score(3, 4, 2)
     with pytest.raises(ValueError, match="scores must lie"):
         num_rollouts(1.5, 8)
+
+
+def test_kept_states_never_underflow_to_truncated():
+    """exp(-lambda SR) underflows to 0 for lambda SR > ~708; a kept state is floored at the smallest normal float
+    (so it never reads as truncated), on both sides of the lambda <= 700 bound below which no floor is applied."""
+    params = ScoreParams(alpha=100.0)
+    n_total = np.array([[20.0, 20.0, 20.0]])
+    n_success = np.array([[19.0, 19.0, 1.0]])  # kept, kept, truncated (19 failures, SR = 0.05 <= zeta)
+    for t in (1e3, 1e4):  # lambda = 690.8 (no floor needed) and 921.0 (exp underflows: floored)
+        s = state_score(n_total, n_success, np.full(n_total.shape, t), params)[0]
+        expected = np.exp(-(100.0 * np.log(t)) * (19 / (20 + 1e-6)))  # Eq. 1 in the order state_score computes it
+        assert s[0] == s[1] == (expected if expected > 0 else np.finfo(np.float64).tiny) and s[0] > 0
+        assert s[2] == 0.0

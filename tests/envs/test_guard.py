@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spo3.envs.base import EnvError
-from spo3.envs.guard import EXIT_ENGINE_HUNG, MAX_COMMAND_CHARS, GuardedEnv, sanitize_command
+from spo3.envs.guard import EXIT_ENGINE_HUNG, MAX_COMMAND_CHARS, GuardedEnv, ResetFailed, sanitize_command
 from spo3.envs.projection import project_action
 from spo3.rollout.common import RolloutStats, Stepper
 from spo3.policies.base import Response
@@ -117,18 +117,24 @@ def test_exception_in_step_and_restore_is_a_failure_not_a_crash(caplog):
         env.step("go b")
 
 
-def test_failing_reset_is_retried_once_then_raises():
-    calls = []
+def test_failing_reset_is_retried_once_then_raises_reset_failed():
+    calls, made = [], []
 
     class BadReset(FlakyEnv):
         def reset(self, task_id):
             calls.append(task_id)
-            raise KeyError(task_id)
+            if task_id == "t":
+                raise KeyError(task_id)
+            return super().reset("t")
 
-    env = GuardedEnv(BadReset, timeout_s=5)
-    with pytest.raises(KeyError):
+    env = GuardedEnv(lambda: made.append(BadReset()) or made[-1], timeout_s=5)
+    env.reset("other")
+    with pytest.raises(ResetFailed, match=r"^BadReset.reset: KeyError\('t'\) \(task 't'; it failed on a fresh engine too\)$"):
         env.reset("t")
-    assert calls == ["t", "t"] and env.failures == {"reset KeyError": 1}
+    assert calls == ["other", "t", "t"] and env.failures == {"reset KeyError": 2}
+    assert len(made) == 3  # recreated after each failure: the next task starts on a fresh engine
+    with pytest.raises(EnvError, match="no episode is running"):  # the earlier episode is gone with its engine
+        env.step("go b")
 
 
 # ---------------------------------------------------------------------------- TextWorld's interpreter

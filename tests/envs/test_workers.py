@@ -73,6 +73,36 @@ def test_worker_rollouts_equal_in_process_rollouts(pool, textworld):
     assert remote[0].stats.policy_calls == 2 * local[0].stats.policy_calls
 
 
+def test_a_half_batch_costs_each_worker_one_round_trip(pool, textworld, monkeypatch):
+    """Every step of a half-batch goes to its worker in one message (answered with one), not one per step."""
+    sent = []
+    for i, worker in enumerate(pool._workers):
+        monkeypatch.setattr(worker, "conn", _CountingConnection(worker.conn, i, sent))
+    tasks = textworld.tasks("train") * 2  # 4 tasks over 2 workers: each half holds one task of each worker
+    envs = worker_envs(pool, len(tasks))
+    search = TreeSearch(envs, tasks, TabularPolicy(seed=0), StateStore().snapshot(),
+                        TreeSettings(max_trajectories=3, max_env_steps=30), np.random.default_rng(0))
+    for env, task in zip(envs, tasks):
+        env.task_type(task)  # asked once per task and worker, then cached: not part of the stepping
+    sent.clear()
+    rounds = sum(1 for _ in search.rounds())
+    steps = search.result.stats.env_steps
+    assert len(sent) <= len(pool) * (1 + 2 * rounds)  # the resets, then at most two halves per round
+    assert len(sent) < steps / 2  # one message per step would be more than the steps
+
+
+class _CountingConnection:
+    def __init__(self, conn, worker, sent):
+        self._conn, self._worker, self._sent = conn, worker, sent
+
+    def send(self, message):
+        self._sent.append(self._worker)
+        self._conn.send(message)
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
 class KillingPolicy(TabularPolicy):
     """Kills worker 0 with SIGKILL during its ``at``-th sampling call (its earlier steps are then in flight)."""
 

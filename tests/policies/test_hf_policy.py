@@ -129,6 +129,31 @@ def test_generation_stops_at_the_end_of_turn(make_policy):
 
 
 # ---------------------------------------------------------------------------------------------------- scoring
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_shared_prompt_prefill_samples_what_a_prefill_per_row_samples(make_policy, lora_rank):
+    """A prompt with several continuations is prefilled once (policy.share_prompts): generate() then feeds only
+    the last prompt column, and the samples and their log-probabilities are those of a prefill per row."""
+    samples = {}
+    for share in (False, True):
+        policy = make_policy(lora_rank=lora_rank, share_prompts=share)
+        lengths = []
+        hook = policy.base_model.model.register_forward_pre_hook(
+            lambda module, args, kwargs: lengths.append(kwargs["input_ids"].shape), with_kwargs=True)
+        streams = [torch.Generator().manual_seed(i) for i in range(len(DECISIONS))]
+        samples[share] = (policy.sample(DECISIONS, [3, 0, 2], temperature=1.0),
+                          policy.sample(DECISIONS, [2, 2, 1], temperature=0.7, generators=streams))
+        hook.remove()
+        if share:  # one row per prompt (a prompt without rows: none), then generate() feeds the last column only
+            assert lengths[0][0] == 2 and tuple(lengths[1]) == (5, 1)
+        else:  # generate()'s own prefill: every row, every column
+            assert lengths[0][0] == 5 and lengths[0][1] > 1
+    for alone, shared in zip(samples[False], samples[True]):
+        for rows_alone, rows_shared in zip(alone, shared):
+            assert [r.token_ids for r in rows_shared] == [r.token_ids for r in rows_alone]
+            for a, b in zip(rows_alone, rows_shared):
+                assert max((abs(x - y) for x, y in zip(a.logprobs, b.logprobs)), default=0.0) < 2e-5
+
+
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
 def test_sampling_logprobs_match_token_scores_with_left_and_right_padding(make_policy, temperature):
     policy = make_policy(max_new_tokens=10, score_temperature=temperature)
@@ -161,6 +186,33 @@ def test_batched_scores_equal_single_row_scores(scoring_policy, rows):
                 alone = scoring_policy.token_scores([inp], [r])
                 torch.testing.assert_close(batch.logprobs[j, :k], alone.logprobs[0], atol=2e-5, rtol=0)
                 torch.testing.assert_close(batch.entropy[j, :k], alone.entropy[0], atol=2e-5, rtol=0)
+
+
+@pytest.mark.parametrize("lora_rank", [0, 4])
+def test_shared_prompt_scoring_equals_scoring_each_row_alone(make_policy, monkeypatch, lora_rank):
+    """Rows that share a prompt, scored over one pass of it (policy.share_prompts), get the
+    log-probabilities, entropies, reference log-probabilities and gradients of scoring every row on its own."""
+    policy = make_policy(lora_rank=lora_rank)
+    inputs = [DECISIONS[i] for i in (0, 2, 0, 1, 2, 0)]
+    responses = [Response("", tuple(range(3, 3 + k)), ()) for k in (5, 1, 7, 3, 4, 2)]
+    passes = []
+    shared_pass = HFPolicy._score_shared
+    monkeypatch.setattr(HFPolicy, "_score_shared", lambda self, *a: passes.append(1) or shared_pass(self, *a))
+    results = {}
+    for shared in (False, True):
+        policy.share_prompts = shared
+        policy.model.zero_grad()
+        scores = policy.token_scores(inputs, responses)
+        ((scores.logprobs + scores.entropy) * scores.mask).sum().backward()
+        grads = [p.grad.clone() for p in policy.parameters()]
+        results[shared] = scores, grads, policy.reference_logprobs(inputs, responses)
+        assert len(passes) == 2 * shared  # the shared pass ran (scores and reference) only when asked for
+    (alone, alone_grads, alone_ref), (shared, shared_grads, shared_ref) = results[False], results[True]
+    assert torch.equal(shared.mask, alone.mask)
+    for a, b in ((shared.logprobs, alone.logprobs), (shared.entropy, alone.entropy), (shared_ref, alone_ref)):
+        torch.testing.assert_close(a.detach(), b.detach(), atol=2e-5, rtol=0)
+    for a, b in zip(shared_grads, alone_grads):
+        torch.testing.assert_close(a, b, atol=1e-5 * float(b.abs().max()) + 1e-12, rtol=1e-4)
 
 
 def test_token_logprobs_and_entropy_golden():

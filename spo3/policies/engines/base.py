@@ -39,6 +39,9 @@ class SamplingSpec:
     row_streams: tuple[torch.Generator, ...] | None = None
     """One generator per continuation row (per-task random streams): each row draws its tokens from its own
     generator, independent of the batch around it. Honoured by the HF engine; vLLM uses ``seed`` only."""
+    share_prompts: bool = False
+    """Compute a prompt with several continuations once (the HF engine prefills it once and hands its keys and
+    values to every row; vLLM caches prefixes itself): the same distributions up to float rounding."""
 
 
 class GenerationEngine(ABC):

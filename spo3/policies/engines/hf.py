@@ -1,6 +1,8 @@
 """Generation with transformers' ``generate`` on the trainer's own model (the default engine, ``policy.backend: hf``).
 
 Batches are left-padded (prompts end at the same column, so all rows decode in lockstep with one KV cache).
+With ``SamplingSpec.share_prompts`` a prompt with several continuations (siblings) is prefilled once and its keys
+and values are repeated for its rows (``policy.share_prompts``).
 Log-probabilities at temperature ``tau > 0`` are ``log_softmax(z / tau)`` of the sampled token, ``z`` the model's
 logits: the distribution the token was drawn from (top-k, top-p, min-p and repetition penalties are all disabled).
 At ``tau == 0`` (greedy) that distribution is a point mass, so they are the model's own ``tau = 1`` log-probabilities.
@@ -13,14 +15,15 @@ caller's global RNG stream is left exactly as it was.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import Any, Iterator, Sequence
 
 import torch
-from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList
+from transformers import DynamicCache, GenerationConfig, LogitsProcessor, LogitsProcessorList
 
 from spo3.policies.engines.base import Generated, GenerationEngine, SamplingSpec
 
-__all__ = ["HFEngine", "seeded"]
+__all__ = ["HFEngine", "cache_argument", "seeded"]
 
 
 @contextlib.contextmanager
@@ -31,6 +34,17 @@ def seeded(model: torch.nn.Module, seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
+
+
+def cache_argument(model: Any) -> str:
+    """The name of the KV-cache argument of a transformers model's ``forward`` (and ``generate``): transformers
+    renamed ``past_key_values`` to ``cache``; the wrong one would be swallowed by ``**kwargs`` and ignored."""
+    parameters = inspect.signature(type(model).forward).parameters
+    if "cache" in parameters:
+        return "cache"
+    if "past_key_values" in parameters:
+        return "past_key_values"
+    raise TypeError(f"{type(model).__name__}.forward takes neither cache nor past_key_values")
 
 
 class _SampledLogProbs(LogitsProcessor):
@@ -113,10 +127,12 @@ class HFEngine(GenerationEngine):
             processors.append(_StreamSampler(spec.row_streams, spec.temperature))
         device = next(self.model.parameters()).device
         with torch.no_grad(), seeded(self.model, spec.seed):
+            prefilled = self._prefill_once(prompts, n, width, spec.pad_id, device) if spec.share_prompts else {}
             sequences = self.model.generate(
                 input_ids=input_ids.to(device), attention_mask=attention.to(device),
                 generation_config=config, logits_processor=LogitsProcessorList(processors),
                 synced_gpus=False,  # under FSDP every process generates alone, on unsharded weights
+                **prefilled,
             )
         new_tokens = sequences[:, width:]
         logprobs = recorder.logprobs(new_tokens).cpu().tolist()
@@ -126,3 +142,28 @@ class HFEngine(GenerationEngine):
             out.append(flat[start : start + k])
             start += k
         return out
+
+    def _prefill_once(self, prompts: Sequence[Sequence[int]], n: Sequence[int], width: int, pad_id: int, device: Any) -> dict:
+        """When some prompt has several continuations: each prompt but its last token run once, left-padded as in
+        the batch, its keys and values repeated for its rows, as the KV cache ``generate`` continues from (it then
+        feeds only the last column). ``{}`` when every prompt has at most one row (nothing to share)."""
+        used = [u for u, k in enumerate(n) if k > 0]
+        if width < 2 or all(n[u] == 1 for u in used):
+            return {}
+        ids = torch.full((len(used), width - 1), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(used), width - 1), dtype=torch.long)
+        for j, u in enumerate(used):
+            head = list(prompts[u])[:-1]
+            if head:
+                ids[j, width - 1 - len(head) :] = torch.tensor(head)
+                attention[j, width - 1 - len(head) :] = 1
+        # generate()'s own position ids: counted from each row's first real token, padding at 1.
+        positions = (attention.cumsum(-1) - 1).masked_fill(attention == 0, 1)
+        name = cache_argument(self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model)
+        cache = DynamicCache()
+        self.model(
+            input_ids=ids.to(device), attention_mask=attention.to(device), position_ids=positions.to(device),
+            use_cache=True, logits_to_keep=1, **{name: cache},
+        )
+        cache.batch_select_indices(torch.repeat_interleave(torch.arange(len(used)), torch.tensor([n[u] for u in used])).to(device))
+        return {name: cache}
