@@ -252,6 +252,12 @@ def pools_table(S: dict[str, dict]) -> list[str]:
     return lines
 
 
+def provenance(S: dict[str, dict]) -> list[str]:
+    """The commits each experiment's runs were trained at (``git_commit`` of every run in its log)."""
+    rows = [f"{name} {', '.join(c[:10] + ('+dirty' if c.endswith('+dirty') else '') for c in s.get('git_commits', [])) or 'unknown'}" for name, s in S.items() if name in COMMAND]
+    return ["", "**Code the runs were trained at** (`git_commit` of each run in `paper_figures/data/`): " + "; ".join(rows) + "."] if rows else []
+
+
 def alfworld_table(S: dict[str, dict]) -> list[str]:
     """ALFWorld by split and task type: each method before RL (the first evaluation, after the warm start) and at
     the end, training success, unique states and the equal-step comparisons."""
@@ -360,7 +366,7 @@ def render_claims(S: dict[str, dict]) -> str:
     if m:
         intro.append(f"Methods experiment: {seeds_note(m, 'GRPO', 'GiGPO', '3SPO')}; equal-step budget {m['budget_env_steps']:.0f} steps.")
     rules = (__doc__ or "").split("every verdict from the rules below, applied to those numbers:", 1)[1].strip()
-    out = intro + ["", "**Verdict rules.**", "", rules, "", "## Results, methods, ablations and sensitivity", ""] + claims_table(S)
+    out = intro + provenance(S) + ["", "**Verdict rules.**", "", rules, "", "## Results, methods, ablations and sensitivity", ""] + claims_table(S)
     out += identical_note(S)
     out += ["", "## Analogues of the paper's figures", ""] + figures_table(S)
     out += [
@@ -388,8 +394,15 @@ def render_claims(S: dict[str, dict]) -> str:
         "- **ALFWorld at the paper's size**: a reset of a game never loaded costs ~4.5 s of the shared CPU (its",
         "  translation is then cached), so what fitted is 9 runs of 80 training games each and 36 evaluation games (35",
         "  minutes of one CPU slot; section above); the paper's 50 steps, 8 rollouts and thousands of games did not.",
-        "- **Treasure hunter**: its 200-game pool is generated and `python -m paper_figures.run treasure` runs it; it did",
-        "  not fit in this session's CPU time (the row above says \"not run\" until its log is committed).",
+        "- **Treasure hunter**: its 200-game pool is generated and `python -m paper_figures.run treasure` runs it (15 runs);",
+        "  it has not fitted in a session's CPU time yet: a run of this regime takes about 2 minutes of the shared CPU, most",
+        "  of it the 7 evaluations on 40 unseen games (the row above says \"not run\" until its log is committed).",
+        "- **Ablations and the alpha and (xi, zeta) sweeps on the current code**: their logs (commits above) were trained",
+        "  on a branch whose history was later rewritten, before two changes to the random streams (they now follow the",
+        "  task; tabular sampling draws over each input's own actions), so they cannot be reproduced exactly from this",
+        "  repository's history, and their 3SPO rows are not the methods experiment's runs. Their verdicts stand as",
+        "  measured then. `python -m paper_figures.run ablations alpha xi_zeta` retrains them (30 runs not shared with",
+        "  methods, about an hour of one shared core).",
         "- **Ablations at the best alpha**: run only where the best alpha of the sensitivity sweep is 50.",
         "- **WebShop**: not run with the linear policy.",
         "", "## Theory", "",

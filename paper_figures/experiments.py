@@ -92,10 +92,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         (
             GRPO, GIGPO, SPO3,
             Variant("min_siblings=2", "3spo", ("algo.min_siblings=2",)),
-            Variant("forced_exploration=2", "3spo", ("algo.forced_exploration=2.0",)),
+            Variant("forced_exploration=10", "3spo", ("algo.forced_exploration=10.0",)),
             Variant("recoverable", "3spo", ("algo.truncation=recoverable",)),
+            # The theory's setting for forced exploration (THEORY.md V2 needs c >= 10; c = 2 never fires on this pool).
+            Variant("combined", "3spo", ("algo.min_siblings=2", "algo.forced_exploration=10.0", "algo.truncation=recoverable")),
+            # Last: V4 predicts it equals paper 3SPO (the collapse is per state from the first visit).
             Variant("score_clock=visits", "3spo", ("algo.score_clock=visits",)),
-            Variant("combined", "3spo", ("algo.min_siblings=2", "algo.forced_exploration=2.0", "algo.truncation=recoverable")),
         ),
         seeds=5,
         overrides=("env.textworld.max_tasks=2",),
