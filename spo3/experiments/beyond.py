@@ -27,13 +27,14 @@ PAPER_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "paper"
 VARIANTS = (
     Variant("3SPO (paper)", "3spo"),
     Variant("min_siblings=2", "3spo", ("algo.min_siblings=2",)),
-    Variant("forced_exploration=2", "3spo", ("algo.forced_exploration=2.0",)),
+    Variant("forced_exploration=10", "3spo", ("algo.forced_exploration=10.0",)),
     Variant("recoverable", "3spo", ("algo.truncation=recoverable",)),
     Variant("score_clock=visits", "3spo", ("algo.score_clock=visits",)),
-    Variant("combined", "3spo", ("algo.min_siblings=2", "algo.forced_exploration=2.0", "algo.truncation=recoverable")),
+    Variant("combined", "3spo", ("algo.min_siblings=2", "algo.forced_exploration=10.0", "algo.truncation=recoverable")),
     Variant("GRPO", "grpo"),
 )
-"""Paper 3SPO, each variant alone, the combination of the three that act on allocation, and GRPO."""
+"""Paper 3SPO, each variant alone, the combination of the three that act on allocation, and GRPO. Forced exploration
+uses c = 10, the setting of THEORY.md's V2 claim (and of paper_figures' beyond experiment)."""
 
 
 @dataclass(frozen=True)
