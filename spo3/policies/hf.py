@@ -41,7 +41,7 @@ from transformers import DynamicCache, GenerationConfig, PreTrainedModel, PreTra
 from spo3.config import PolicyConfig, SetupError
 from spo3.policies.base import Policy, PolicyInput, Response, TokenScores
 from spo3.policies.engines.base import Generated, GenerationEngine, SamplingSpec
-from spo3.policies.engines.hf import HFEngine, cache_argument, seeded
+from spo3.policies.engines.hf import HFEngine, cache_argument, left_padded, seeded
 from spo3.policies.lora import DEFAULT_LORA_TARGETS, LoraSettings, fold_adapter, lora_settings, merged_weights, wrap_lora
 from spo3.policies.scoring import token_logprobs_and_entropy
 
@@ -274,11 +274,7 @@ class HFPolicy(Policy):
         rows = torch.tensor([which[tuple(p)] for p in prompts])
         batch, width = len(responses), max(len(p) for p in distinct)
         length = max(len(r.token_ids) for r in responses)
-        prompt_ids = torch.full((len(distinct), width), self._pad_id, dtype=torch.long)
-        prompt_attention = torch.zeros((len(distinct), width), dtype=torch.long)
-        for u, p in enumerate(distinct):
-            prompt_ids[u, width - len(p) :] = torch.tensor(p)
-            prompt_attention[u, width - len(p) :] = 1
+        prompt_ids, prompt_attention = left_padded(distinct, width, self._pad_id)
         response_ids = torch.full((batch, length), self._pad_id, dtype=torch.long)
         mask = torch.zeros((batch, length))
         for i, r in enumerate(responses):

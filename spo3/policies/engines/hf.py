@@ -23,7 +23,7 @@ from transformers import DynamicCache, GenerationConfig, LogitsProcessor, Logits
 
 from spo3.policies.engines.base import Generated, GenerationEngine, SamplingSpec
 
-__all__ = ["HFEngine", "cache_argument", "seeded"]
+__all__ = ["HFEngine", "cache_argument", "left_padded", "seeded"]
 
 
 @contextlib.contextmanager
@@ -34,6 +34,18 @@ def seeded(model: torch.nn.Module, seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(seed)
         yield
+
+
+def left_padded(rows: Sequence[Sequence[int]], width: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id rows as ``(len(rows), width)`` tensors ``(ids, attention)``, each row right-aligned (left padding,
+    so that all rows end at the same column and decode in lockstep). Rows must be at most ``width`` long."""
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row) :] = torch.tensor(list(row))
+            attention[i, width - len(row) :] = 1
+    return ids, attention
 
 
 def cache_argument(model: Any) -> str:
@@ -108,11 +120,7 @@ class HFEngine(GenerationEngine):
         if not rows:
             return [[] for _ in prompts]
         width = max(len(p) for p in rows)
-        input_ids = torch.full((len(rows), width), spec.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, p in enumerate(rows):  # left padding
-            input_ids[i, width - len(p) :] = torch.tensor(p)
-            attention[i, width - len(p) :] = 1
+        input_ids, attention = left_padded(rows, width, spec.pad_id)
         sampling = spec.temperature > 0
         config = GenerationConfig(
             max_new_tokens=spec.max_new_tokens, do_sample=sampling, eos_token_id=list(spec.stop_ids),
@@ -150,13 +158,7 @@ class HFEngine(GenerationEngine):
         used = [u for u, k in enumerate(n) if k > 0]
         if width < 2 or all(n[u] == 1 for u in used):
             return {}
-        ids = torch.full((len(used), width - 1), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(used), width - 1), dtype=torch.long)
-        for j, u in enumerate(used):
-            head = list(prompts[u])[:-1]
-            if head:
-                ids[j, width - 1 - len(head) :] = torch.tensor(head)
-                attention[j, width - 1 - len(head) :] = 1
+        ids, attention = left_padded([list(prompts[u])[:-1] for u in used], width - 1, pad_id)
         # generate()'s own position ids: counted from each row's first real token, padding at 1.
         positions = (attention.cumsum(-1) - 1).masked_fill(attention == 0, 1)
         name = cache_argument(self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model)
