@@ -89,7 +89,9 @@ EXPERIMENTS: dict[str, Experiment] = {
     ),
     "webshop": Experiment(
         "GRPO vs GiGPO vs 3SPO, WebShop (synthetic catalogue, 100 x 16 new goals, linear policy, oracle warm start; CPU-sized)",
-        (GRPO, GIGPO, SPO3), base=WEBSHOP_POOL, seeds=5,
+        # Last, a diagnosis: an option click changes the chosen options but not the page text, so it never earns R_novel.
+        (GRPO, GIGPO, SPO3, Variant("3SPO w/o R_novel", "3spo", ("algo.use_novelty=false",))), base=WEBSHOP_POOL, seeds=5,
+        trace=("3SPO",),
     ),
     "beyond": Experiment(
         "Beyond the paper (issue 9): 3SPO's allocation variants vs paper 3SPO, GRPO, GiGPO on a 2-game pool "
