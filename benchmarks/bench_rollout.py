@@ -30,7 +30,7 @@ from pathlib import Path
 from common import Bench, add_arguments
 
 from spo3.config import load_config
-from spo3.envs.alfworld_data import install_alfworld
+from spo3.envs.alfworld.data import install_alfworld
 from spo3.metrics import read_metrics
 from spo3.training.builders import build_env, task_list
 from spo3.training.loop import train
