@@ -3,19 +3,24 @@ process, and a worker killed mid-rollout (restarted; its episodes end as counted
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
 
 from spo3.config import load_config
+from spo3.envs.guard import GuardedEnv
 from spo3.envs.workers import EnvWorkerPool, SnapshotHandle, WorkerDied, worker_envs
 from spo3.metrics import read_metrics
+from spo3.policies.base import Response
 from spo3.policies.tabular import TabularPolicy
+from spo3.rollout.common import RolloutStats, Stepper
 from spo3.rollout.group import group_rollout
 from spo3.rollout.tree import TreeSearch, TreeSettings
 from spo3.state.store import StateStore
 from spo3.training.builders import build_env
 from spo3.training.loop import train
+from tests.fakes import GraphEnv
 
 GAMES = ["env.textworld.challenge=tw-coin_collector", "env.textworld.level=5", "env.textworld.train_seeds=[0,1]"]
 
@@ -158,3 +163,30 @@ def test_training_with_workers_matches_in_process(tmp_path):
     assert [same(r) for r in local] == [same(r) for r in remote]
     assert all(r["env_failures"] == 0 for r in remote)
     assert all(w["policy_calls"] > s["policy_calls"] for s, w in zip(local, remote))  # generation split to overlap
+
+
+class NativeHang(GraphEnv):
+    """"hang" blocks where no signal handler can run, as a call stuck in native code does (SIGALRM is blocked)."""
+
+    def __init__(self):
+        super().__init__({"A": {"hang": "A", "go b": "B"}}, {"t": "A"}, goals={"B"})
+
+    def step(self, action):
+        if action == "hang":
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(10)
+        return super().step(action)
+
+
+def test_an_engine_call_hung_in_native_code_in_a_worker_ends_as_a_counted_failure():
+    guarded = GuardedEnv(NativeHang, timeout_s=0.2)
+    guarded.reset("t")  # the trainer's own guarded calls (evaluation) start its watchdog before a worker forks
+    with EnvWorkerPool(lambda: guarded, 1) as pool:
+        env, stats = pool.envs[0], RolloutStats()
+        stepper = Stepper(env.family, "global", 2, stats)
+        root = stepper.root(env, "t")
+        t0 = time.perf_counter()
+        child, tr, _, _ = stepper.step(env, root, Response("<think>x</think><action>hang</action>", (), ()))
+        assert time.perf_counter() - t0 < 5  # the worker's watchdog ended it after 2 x 0.2 s, not the 10 s sleep
+        assert child.done and not tr.won and stats.env_failures == 1 and pool.deaths == 1
+        assert env.reset("t").text == root.obs.text  # the restarted worker plays on
