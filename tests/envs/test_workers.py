@@ -78,6 +78,31 @@ def test_worker_rollouts_equal_in_process_rollouts(pool, textworld):
     assert remote[0].stats.policy_calls == 2 * local[0].stats.policy_calls
 
 
+class Weighted(GraphEnv):
+    """The steps of the tasks named "heavy..." take twenty times the CPU time of the others'."""
+
+    def __init__(self):
+        graph = {"A": {"go b": "B", "go c": "C"}, "B": {"go a": "A", "go g": "G"}, "C": {"go a": "A"}}
+        super().__init__(graph, {task: "A" for task in ("heavy1", "light1", "heavy2", "light2")}, goals={"G"}, max_steps=6)
+
+    def step(self, action):
+        start, busy = time.process_time(), 0.004 if self._state[0].startswith("heavy") else 0.0002
+        while time.process_time() - start < busy:
+            pass
+        return super().step(action)
+
+
+def test_each_worker_reports_the_cpu_time_of_its_resets_and_steps():
+    env, tasks = Weighted(), ["heavy1", "light1", "heavy2", "light2"]
+    with EnvWorkerPool(lambda: env, 2) as pool:
+        envs = worker_envs(pool, len(tasks))  # both heavy tasks in worker 0
+        rollouts(envs, tasks)
+        pool.release()
+        assert pool.worker_cpu[0] > 5 * pool.worker_cpu[1] > 0
+        pool.release()
+        assert pool.worker_cpu == [0.0, 0.0]  # since the last release
+
+
 def test_a_half_batch_costs_each_worker_one_round_trip(pool, textworld, monkeypatch):
     """Every step of a half-batch goes to its worker in one message (answered with one), not one per step."""
     sent = []
@@ -162,6 +187,8 @@ def test_training_with_workers_matches_in_process(tmp_path):
     local, remote = run("local"), run("workers", "env.workers=2")
     assert [same(r) for r in local] == [same(r) for r in remote]
     assert all(r["env_failures"] == 0 for r in remote)
+    assert all(len(r["time"]["env_workers_cpu"]) == 2 and min(r["time"]["env_workers_cpu"]) > 0 for r in remote)
+    assert all(r["time"]["cpu"] > 0 for r in local + remote) and all("env_workers_cpu" not in r["time"] for r in local)
     assert all(w["policy_calls"] > s["policy_calls"] for s, w in zip(local, remote))  # generation split to overlap
 
 
