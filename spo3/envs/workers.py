@@ -72,14 +72,11 @@ def _serve(conn: Any, factory: Callable[[], TextEnv]) -> None:
 
     def run(op: str, args: tuple) -> Any:
         nonlocal spent
-        start = time.process_time()
-        if op == "transition":
-            env.restore(snapshots[args[0]])
-            answer = env.step(args[1]), keep()
-            spent += time.process_time() - start
-            return answer
-        if op == "reset":
-            answer = env.reset(args[0]), keep()
+        if op in ("transition", "reset"):
+            start = time.process_time()
+            if op == "transition":
+                env.restore(snapshots[args[0]])
+            answer = (env.step(args[1]) if op == "transition" else env.reset(args[0])), keep()
             spent += time.process_time() - start
             return answer
         if op == "snapshot":
