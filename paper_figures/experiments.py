@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
 TW_POOL = CONFIGS / "textworld_pool_linear.yaml"
 ALFWORLD_POOL = CONFIGS / "alfworld_pool_linear.yaml"
+WEBSHOP_POOL = CONFIGS / "webshop_pool_linear.yaml"
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         small_overrides=("env.alfworld.max_tasks=6", "eval.per_type=1", "warm_start.per_type=1", "warm_start.epochs=2",
                          "env.max_steps=5"),
     ),
+    "webshop": Experiment(
+        "GRPO vs GiGPO vs 3SPO, WebShop (synthetic catalogue, 100 x 16 new goals, linear policy, oracle warm start; CPU-sized)",
+        # Last, a diagnosis: an option click changes the chosen options but not the page text, so it never earns R_novel.
+        (GRPO, GIGPO, SPO3, Variant("3SPO w/o R_novel", "3spo", ("algo.use_novelty=false",))), base=WEBSHOP_POOL, seeds=5,
+        trace=("3SPO",),
+    ),
     "beyond": Experiment(
         "Beyond the paper (issue 9): 3SPO's allocation variants vs paper 3SPO, GRPO, GiGPO on a 2-game pool "
         "(TextWorld, linear policy), where Eq. 3 collapses",
@@ -112,6 +119,7 @@ SMALL_TEXTWORLD = (
 """The small profile's overrides for TextWorld experiments (a 4-game pool; the pool experiment's max_tasks are
 then capped by the pool)."""
 SMALL_ALFWORLD = ("iterations=2", "tasks_per_iteration=2", "eval.every=1")
+SMALL_WEBSHOP = SMALL_ALFWORLD + ("eval.per_type=1", "warm_start.per_type=1", "warm_start.epochs=2")
 
 
 def profile_overrides(exp: Experiment, profile: str) -> tuple[str, ...]:
@@ -119,7 +127,7 @@ def profile_overrides(exp: Experiment, profile: str) -> tuple[str, ...]:
     if profile == "full":
         return exp.overrides
     if profile == "small":
-        common = SMALL_ALFWORLD if exp.base == ALFWORLD_POOL else SMALL_TEXTWORLD
+        common = {ALFWORLD_POOL: SMALL_ALFWORLD, WEBSHOP_POOL: SMALL_WEBSHOP}.get(exp.base, SMALL_TEXTWORLD)
         return exp.overrides + common + exp.small_overrides
     raise ValueError(f"unknown profile {profile!r}; expected full or small")
 

@@ -6,7 +6,8 @@
 For each experiment log ``<data>/<name>.jsonl.gz`` (written by ``paper_figures.run``) this writes
 ``<out>/<name>.png`` and ``.pdf`` (evaluation success on unseen games against environment steps, and the state
 statistics of the paper's Fig. 3 and Fig. 8), ``<out>/<name>.json`` (the summary below), and for the pool
-experiment ``<out>/pools_allocation.{png,pdf}``; for runs evaluated on several splits (ALFWorld)
+experiment ``<out>/pools_allocation.{png,pdf}``; for runs that report a task score (WebShop) ``<out>/<name>_score.{png,pdf}``
+(:func:`summarise_scores`); for runs evaluated on several splits (ALFWorld)
 ``<out>/<name>_by_type.{png,pdf}`` (final success by split and task type); ``<out>/case_study.{png,pdf,json}`` (Fig. 9) comes from the
 first logged expansion trace. Every statistic is computed by :mod:`spo3.metrics` (rliable's IQM, stratified
 bootstrap and probability of improvement); nothing is recomputed here its own way.
@@ -25,6 +26,7 @@ import argparse
 import gzip
 import json
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -198,8 +200,89 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
                 "threshold_reached": [sum(math.isfinite(s) for s in steps_a), sum(math.isfinite(s) for s in steps_b)],
             }
     splits = summarise_splits(groups)
+    scores = summarise_scores(groups, budget)
     return {"budget_env_steps": budget, "threshold": THRESHOLD, "variants": labels, "rows": rows, "comparisons": comparisons,
-            **({"splits": splits, "split_order": split_order(groups)} if splits else {})}
+            **({"splits": splits, "split_order": split_order(groups)} if splits else {}), **({"scores": scores} if scores else {})}
+
+
+def _scores_at(records: Records, budget: float) -> list[float]:
+    """Evaluation mean score per task type, interpolated at ``budget`` environment steps (one stratum per type)."""
+    evaluated = [r for r in records if "eval" in r]
+    types = sorted(evaluated[0]["eval"]["per_type"])
+    xs = [r["env_steps_total"] for r in evaluated]
+    return [float(np.interp(budget, xs, [r["eval"]["per_type"][t]["mean_score"] for r in evaluated])) for t in types]
+
+
+def summarise_scores(groups: Mapping[str, Sequence[Records]], budget: float) -> dict[str, Any]:
+    """The paper's WebShop score (100 x the mean purchase score, 0 without a purchase) beside success, for runs whose
+    evaluations report a score per task type; empty otherwise. Per variant, IQM over (seed, product category) cells
+    with 95% stratified-bootstrap intervals (strata: categories): the score of the first evaluation (the warm start
+    alone), at the equal-step ``budget`` (interpolated between evaluations) and at the last evaluation; the
+    training score (the mean over iterations of the finished trajectories' scores, IQM over seeds). Per ordered pair,
+    the probability of improvement at the budget with its interval and the difference of mean scores in points."""
+    evaluated = [r for runs in groups.values() for recs in runs for r in recs if "eval" in r]
+    if not evaluated or not all("mean_score" in t for r in evaluated for t in r["eval"]["per_type"].values()):
+        return {}
+    per_type = lambda r: [r["eval"]["per_type"][t]["mean_score"] for t in sorted(r["eval"]["per_type"])]  # noqa: E731
+    rows, at_budget = {}, {}
+    for label, runs in groups.items():
+        at_budget[label] = np.array([_scores_at(recs, budget) for recs in runs])
+        first = np.array([per_type([r for r in recs if "eval" in r][0]) for recs in runs])
+        last = np.array([per_type([r for r in recs if "eval" in r][-1]) for recs in runs])
+        rows[label] = {
+            "start_score_iqm": _interval(stratified_bootstrap_ci(100 * first)),
+            "score_at_budget_iqm": _interval(stratified_bootstrap_ci(100 * at_budget[label])),
+            "final_score_iqm": _interval(stratified_bootstrap_ci(100 * last)),
+            "train_score_iqm": _interval(stratified_bootstrap_ci(
+                [100 * np.mean([r["task_score"] for r in recs if "task_score" in r]) for recs in runs])),
+            "start_success_iqm": _interval(stratified_bootstrap_ci(
+                [[r for r in recs if "eval" in r][0]["eval"]["success_rate"] for recs in runs])),
+        }
+    comparisons = {
+        f"{a} vs {b}": {
+            "p_improvement_score_at_budget": _interval(probability_of_improvement_ci(at_budget[a], at_budget[b])),
+            "score_at_budget_difference": float(100 * (at_budget[a].mean() - at_budget[b].mean())),
+        }
+        for a in groups for b in groups if a != b
+    }
+    return {"rows": rows, "comparisons": comparisons}
+
+
+WEBSHOP_PAGES = ("click[< prev]", "click[back to search]", "click[next >]", "click[description]", "click[features]", "click[reviews]")
+
+
+def webshop_action_rewards(expansions: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    """R_3SPO of the children in a logged 3SPO WebShop run by the kind of action that reached them (search, product,
+    option, buy, page: navigation): their number, mean reward and share won. An option click changes the chosen
+    options but not the page text, so the state key does not change and R_novel is 0 there."""
+    def kind(action: str) -> str:
+        if action.startswith("search["):
+            return "search"
+        if action == "click[buy now]":
+            return "buy"
+        if action in WEBSHOP_PAGES:
+            return "page"
+        return "product" if re.fullmatch(r"click\[b[0-9a-z]{9}\]", action) else "option"
+
+    rewards: dict[str, list[tuple[float, bool]]] = {}
+    for e in expansions:
+        for action, reward, won in zip(e["actions"], e["rewards"], e["won"]):
+            rewards.setdefault(kind(action), []).append((reward, won))
+    return {k: {"children": len(v), "mean_reward": float(np.mean([r for r, _ in v])), "won": float(np.mean([w for _, w in v]))}
+            for k, v in sorted(rewards.items())}
+
+
+def plot_scores(groups: Mapping[str, Sequence[Records]], title: str, out: Path, name: str) -> None:
+    """The WebShop score against environment steps: held-out evaluation and training."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    plot_learning_curves(groups, y="eval/mean_score", ax=axes[0], ylabel="score / 100 on held-out goals (eval)")
+    plot_learning_curves(groups, y="task_score", ax=axes[1], ylabel="score / 100 in training (finished trajectories)")
+    fig.suptitle(title + " (95% t-bands over seeds)", fontsize=9)
+    fig.tight_layout()
+    _save(fig, out, name)
+    plt.close(fig)
 
 
 def _save(fig, out: Path, name: str) -> None:
@@ -352,13 +435,17 @@ def make(path: Path, out: Path) -> dict[str, Any]:
         "commands": sorted({r["command"] for r in runs}), "git_commits": sorted({r["git_commit"] for r in runs}),
         **summarise(groups),
     }
+    traced = [r for r in runs if r.get("expansions")]
+    if "scores" in summary and traced:
+        summary["action_rewards"] = {"source": f"{traced[0]['variant']} seed {traced[0]['seed']}", **webshop_action_rewards(traced[0]["expansions"])}
     (out / f"{name}.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     plot_experiment(groups, title, out, name)
     if "splits" in summary:
         plot_splits(summary["splits"], summary["split_order"], title, out, f"{name}_by_type")
+    if "scores" in summary:
+        plot_scores(groups, title, out, f"{name}_score")
     if any(r["n_distribution"] for r in summary["rows"].values()):
         plot_allocation(summary, title, out, f"{name}_allocation")
-    traced = [r for r in runs if r.get("expansions")]
     if name == "methods" and traced:
         study = case_study(traced[0]["expansions"], traced[0]["config"]["algo"]["g_max"])
         if study is not None:

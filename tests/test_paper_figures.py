@@ -141,3 +141,42 @@ def test_evaluation_by_split_and_task_type_is_summarised_and_drawn(tmp_path):
     assert summary["split_order"] == ["valid_unseen", "valid_seen"]  # the records' eval split first
     assert unseen["GRPO"]["final"]["successes"] == 6 and unseen["GRPO"]["final"]["episodes"] == 24
     assert unseen["GRPO"]["final"]["pooled"][0] == pytest.approx(0.25)
+
+
+def test_webshop_scores_are_summarised_per_category_at_equal_steps_and_drawn(tmp_path):
+    """WebShop logs (a mean score per product category in every evaluation, a task score per iteration): the paper's
+    score, 100 x the mean purchase score, at the first evaluation, at the budget every run reached and at the end."""
+    def records(final_score, steps):
+        def evaluation(score):
+            per_type = {t: {"episodes": 4, "successes": 0, "success_rate": 0.0, "mean_score": score} for t in ("beauty", "food")}
+            return {"episodes": 8, "successes": 0, "success_rate": 0.0, "mean_score": score, "per_type": per_type}
+        return [
+            {"iteration": 0, "env_steps_total": 0, "eval": evaluation(0.4)},
+            {"iteration": 1, "env_steps_total": steps, "success_rate": 0.1, "task_score": 0.5, "unique_states": 10,
+             "mean_state_score": 1.0, "high_score_share": 1.0, "sibling_groups": 0, "n_hist": {}, "eval": evaluation(final_score)},
+        ]
+
+    lines = [{"experiment": "webshop", "variant": v, "seed": s, "command": "c", "git_commit": "abc", "records": records(f, steps)}
+             for v, f, steps in (("GRPO", 0.5, 200), ("3SPO", 0.8, 100)) for s in range(3)]
+    lines[3]["expansions"] = [  # 3SPO seed 0's trace: an item page's children
+        {"actions": ["click[buy now]", "click[blue]", "click[b000000001]"], "rewards": [1.5, 0.0, 0.5], "won": [True, False, False]},
+        {"actions": ["click[buy now]", "click[description]"], "rewards": [0.5, 0.5], "won": [False, False]},
+    ]
+    data = tmp_path / "data"
+    data.mkdir()
+    with gzip.open(data / "webshop.jsonl.gz", "wt") as f:
+        f.write("\n".join(json.dumps(x) for x in lines))
+    make_figures.main(["--data", str(data), "--out", str(tmp_path / "out")])
+    assert (tmp_path / "out" / "webshop_score.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "out" / "webshop.json").read_text())
+    assert summary["budget_env_steps"] == 100
+    rows, c = summary["scores"]["rows"], summary["scores"]["comparisons"]
+    assert rows["3SPO"]["start_score_iqm"][0] == pytest.approx(40) and rows["3SPO"]["final_score_iqm"][0] == pytest.approx(80)
+    assert rows["GRPO"]["score_at_budget_iqm"][0] == pytest.approx(45)  # halfway from 40 to 50 at 100 of its 200 steps
+    assert rows["GRPO"]["train_score_iqm"][0] == pytest.approx(50)
+    assert c["3SPO vs GRPO"]["score_at_budget_difference"] == pytest.approx(35)
+    assert c["3SPO vs GRPO"]["p_improvement_score_at_budget"][0] == 1.0
+    assert "scores" not in make_figures.summarise({"A": [_records(0.5, 100, 2, np.random.default_rng(0))]})  # no scores logged
+    rewards = summary["action_rewards"]
+    assert rewards["source"] == "3SPO seed 0" and set(rewards) == {"source", "buy", "option", "product", "page"}
+    assert rewards["buy"] == {"children": 2, "mean_reward": 1.0, "won": 0.5} and rewards["option"]["mean_reward"] == 0.0

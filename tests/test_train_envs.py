@@ -37,3 +37,17 @@ def test_webshop_trains_and_labels_the_synthetic_catalogue(tmp_path):
     assert records[-1]["eval"]["mean_score"] is not None
     header = (tmp_path / "webshop-3spo-s0" / "metrics.csv").read_text().splitlines()[0]
     assert "catalogue" in header.split(",")
+
+
+def test_webshop_pool_config_logs_the_papers_score_beside_success(tmp_path):
+    cfg = load_config("configs/webshop_pool_linear.yaml", [
+        "iterations=1", "tasks_per_iteration=2", f"env.webshop.data_dir={shared_data_dir() / 'webshop'}", "eval.every=1",
+        "eval.per_type=1", "warm_start.per_type=1", "warm_start.epochs=2", "warm_start.cache=false",
+        f"log.output_dir={tmp_path}", "log.progress=false",
+    ])
+    records = read_metrics(train(cfg))
+    last = records[-1]
+    assert 0.0 <= last["task_score"] <= 1.0 and last["task_score"] >= last["success_rate"]  # a win scores 1
+    per_type = last["eval"]["per_type"]
+    assert len(per_type) == 5 and all(0.0 <= r["mean_score"] <= 1.0 for r in per_type.values())
+    assert sum(r["mean_score"] * r["episodes"] for r in per_type.values()) / last["eval"]["episodes"] == pytest.approx(last["eval"]["mean_score"])

@@ -157,6 +157,11 @@ class WebShopConfig:
     """Use only the first N products (None: all)."""
     max_tasks: int = 0
     """Use only the first N goals of a split; 0 means all."""
+    search_action: Literal["placeholder", "instruction"] = "placeholder"
+    """The search bar's admissible action. "placeholder": upstream's literal ``search[<your query>]``, which a
+    language model rewrites with its own query. "instruction": ``search[<the instruction's product clause>]`` (the
+    instruction before its option and price clauses, lower-cased: what the oracle types), for policies that choose
+    among the listed actions (tabular, linear) and cannot write a query; the placeholder finds nothing."""
 
     def __post_init__(self) -> None:
         check(self.max_tasks >= 0, "max_tasks", f"must be >= 0, got {self.max_tasks}")

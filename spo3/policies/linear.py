@@ -15,6 +15,13 @@ over a set of binary features ``F(p, a)``, hashed into ``dim`` weights ``w`` (th
   ("coin" in view -> "take"), and ``h:<word>|<aword>``: the same for the rest of the prompt (the task and the
   K-step history, e.g. "go north" one step ago -> "south" is going back).
 
+* for a bracketed action (WebShop's ``click[x]`` and ``search[x]``) also ``m:arg``, once per word of ``x`` found
+  in the task, and ``m:next``, once per word of the current observation's segment that follows the one reading
+  ``x`` (on a results page, the title after a product's id) found in the task. A product id says nothing of the
+  product, and word pairs are specific to the words of one goal, so without these counts the policy cannot learn
+  "open the product whose title matches the instruction" or "pick the option the instruction names" in a way that
+  carries over to new goals. Other families' actions have no brackets, so their features are unchanged.
+
 The prompt is split with the phrases the templates of :mod:`spo3.envs.prompts` share: everything from "admissible
 actions" on is left out (it lists the candidates, identical for every action), and "current observation is"
 separates the history from the current observation. Words are lower-cased alphanumeric runs. The 1/sqrt scaling
@@ -44,31 +51,49 @@ __all__ = ["LinearPolicy", "features"]
 _WORD = re.compile(r"[a-z0-9]+")
 _ACTIONS_PHRASE = "admissible actions"
 _CURRENT_PHRASE = "current observation is"
+_TASK_PHRASE = "your task is to:"
+_BRACKETED = re.compile(r"[a-z ]+\[(.+)\]")
+_SEGMENT = " [sep] "
+"""WebShop's separator of page elements (lower-cased)."""
 
 
 def _words(text: str) -> list[str]:
     return sorted(set(_WORD.findall(text.lower())))
 
 
-def _prompt_parts(prompt: str) -> tuple[list[str], list[str]]:
-    """(history words, current-observation words) of a rendered prompt."""
+def _prompt_sections(prompt: str) -> tuple[str, str]:
+    """(history text, current-observation text) of a rendered prompt, lower-cased."""
     lowered = prompt.lower()
     cut = lowered.find(_ACTIONS_PHRASE)
     body = lowered if cut < 0 else lowered[:cut]
     head, sep, current = body.rpartition(_CURRENT_PHRASE)
-    if not sep:
-        head, current = "", body
-    return _words(head), _words(current)
+    return (head, current) if sep else ("", body)
+
+
+def _match_features(history: str, current: str, action: str) -> list[str]:
+    """``m:arg`` / ``m:next`` per task word in a bracketed action's argument / in the segment after it (see above)."""
+    bracketed = _BRACKETED.fullmatch(action.lower())
+    if not bracketed:
+        return []
+    _, sep, task = history.partition(_TASK_PHRASE)
+    task_words = set(_WORD.findall(task.split("\n", 1)[0])) if sep else set()
+    argument = bracketed.group(1)
+    segments = [part.strip().strip(".").strip().strip("'") for part in current.split(_SEGMENT)]
+    after = segments[segments.index(argument) + 1] if argument in segments[:-1] else ""
+    return (["m:arg"] * sum(w in task_words for w in _words(argument))
+            + ["m:next"] * sum(w in task_words for w in _words(after)))
 
 
 def features(prompt: str, action: str) -> list[str]:
     """The feature names of (prompt, action), before hashing (for inspection and tests)."""
-    history, current = _prompt_parts(prompt)
+    history_text, current_text = _prompt_sections(prompt)
+    history, current = _words(history_text), _words(current_text)
     action_words = _words(action)
     return (
         [f"A:{action}"] + [f"a:{w}" for w in action_words]
         + [f"o:{p}|{w}" for p in current for w in action_words]
         + [f"h:{p}|{w}" for p in history for w in action_words]
+        + _match_features(history_text, current_text, action)
     )
 
 

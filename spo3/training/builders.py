@@ -33,7 +33,7 @@ def build_env(cfg: EnvConfig, seed: int = 0) -> TextEnv:
 
         return WebShopEnv(
             data_dir=cfg.webshop.data_dir, num_products=cfg.webshop.num_products, seed=seed,
-            max_steps=cfg.max_steps, reward_scale=cfg.reward_scale,
+            max_steps=cfg.max_steps, reward_scale=cfg.reward_scale, search_action=cfg.webshop.search_action,
         )
     raise ValueError(f"env.name: unknown environment {cfg.name!r}")
 

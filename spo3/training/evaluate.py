@@ -33,7 +33,7 @@ class EvalReport:
     ci_high: float
     mean_length: float
     per_type: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Per task type: episodes, successes, success_rate, ci_low, ci_high."""
+    """Per task type: episodes, successes, success_rate, ci_low, ci_high, and mean_score where scores are reported."""
     mean_score: float | None = None
     """Mean task score where the environment reports one (WebShop), else None."""
     per_episode: list[dict[str, Any]] = field(default_factory=list)
@@ -81,13 +81,17 @@ def evaluate(
     wins = sum(t.won for t in trajectories)
     lo, hi = wilson_interval(wins, len(trajectories))
     by_type: dict[str, list[bool]] = defaultdict(list)
+    scores_by_type: dict[str, list[float]] = defaultdict(list)
     for t in trajectories:
         by_type[t.task_type].append(t.won)
+        if t.score is not None:
+            scores_by_type[t.task_type].append(t.score)
     per_type = {}
     for task_type, won in sorted(by_type.items()):
         tlo, thi = wilson_interval(sum(won), len(won))
         per_type[task_type] = {
             "episodes": len(won), "successes": sum(won), "success_rate": sum(won) / len(won), "ci_low": tlo, "ci_high": thi,
+            **({"mean_score": float(np.mean(scores_by_type[task_type]))} if scores_by_type[task_type] else {}),
         }
     scores = [t.score for t in trajectories if t.score is not None]
     return EvalReport(

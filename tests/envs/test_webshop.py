@@ -81,6 +81,20 @@ def test_search_page_renders_like_upstream(shop):
     assert observation.admissible_actions == ("search[<your query>]", "click[search]")
 
 
+def test_the_instruction_search_action_lists_the_oracles_query_for_policies_that_cannot_type_one(shop):
+    catalogue = shop.product_catalogue
+    typed = WebShopEnv(product_catalogue=catalogue, seed=0, search_action="instruction")
+    observation = typed.reset("0")
+    query = "search[find me men's athletic shoes with breathable mesh]"  # the instruction before its option and price clauses
+    assert observation.admissible_actions == (query, "click[search]")
+    assert WebShopOracle(typed).act(observation) == query
+    results = typed.step(query).observation
+    assert "click[b000000001]" in results.admissible_actions and not any(a.startswith("search[") for a in results.admissible_actions)
+    assert typed.step("click[back to search]").observation.admissible_actions[0] == query  # every search bar lists it
+    with pytest.raises(ValueError, match="search_action"):
+        WebShopEnv(product_catalogue=catalogue, search_action="free text")
+
+
 def test_results_pages_render_like_upstream(shop):
     shop.reset("0")
     page1 = shop.step("search[acme widget]").observation

@@ -43,6 +43,23 @@ def test_features_leave_out_the_candidate_list_and_split_history_from_the_curren
     assert "o:go|take" not in names  # "go north" appears only in the candidate list
 
 
+def test_bracketed_actions_count_task_words_in_their_argument_and_in_the_segment_after_it():
+    page = ("'Back to Search' [SEP] 'Page 1 (Total results: 2)' [SEP] 'Next >' [SEP] 'B01' [SEP] 'Acme Trail Running "
+            "Shoes' [SEP] '$39.99' [SEP] 'B02' [SEP] 'Acme Widget' [SEP] '$5.0'")
+    actions = ("click[back to search]", "click[next >]", "click[b01]", "click[b02]")
+    obs = Observation(page, actions, "0", "find me trail running shoes with size: 8", 1)
+    prompt = render_prompt(obs, (), "webshop")
+    counts = {a: (features(prompt, a).count("m:arg"), features(prompt, a).count("m:next")) for a in actions}
+    assert counts == {"click[back to search]": (0, 0), "click[next >]": (0, 0), "click[b01]": (0, 3), "click[b02]": (0, 0)}
+    item = Observation("'< Prev' [SEP] 'size' [SEP] '8' [SEP] '9' [SEP] 'Acme Trail Running Shoes'", ("click[8]", "click[9]"),
+                       "0", obs.task, 2)
+    assert features(render_prompt(item, (), "webshop"), "click[8]").count("m:arg") == 1
+    assert features(render_prompt(item, (), "webshop"), "click[9]").count("m:arg") == 0
+    # unbracketed actions (TextWorld, ALFWorld) get no such features
+    d = _decision("kitchen", True, ("north",))
+    assert not [f for f in features(d.prompt, "take coin") if f.startswith("m:")]
+
+
 def test_generalises_to_an_unseen_game_where_a_tabular_policy_cannot():
     unseen = _decision("library", True, ("south", "west"))
     for policy, transfers in ((LinearPolicy(seed=0, dim=1 << 16), True), (TabularPolicy(seed=0), False)):

@@ -9,7 +9,9 @@ The episode is won iff the score is exactly 1.0; the step reward is ``reward_sca
 Observations follow verl-agent's ``WebshopEnvironmentManager``: :attr:`Observation.text` is ``format_obs`` of
 the raw `` [SEP] `` page text (the anchor), :attr:`Observation.task` the instruction, and the admissible actions
 are ``search[<your query>]`` where the page has a search bar, then ``click[x]`` per clickable (``click[search]`` is
-listed but, as upstream, a no-op). Actions are parsed
+listed but, as upstream, a no-op). With ``search_action="instruction"`` the search bar's action is
+``search[<the instruction's product clause>]`` instead, for policies that choose among the listed actions and cannot
+write a query (a deviation: ``env.webshop.search_action``). Actions are parsed
 as upstream: greedy ``(.+)\\[(.+)\\]`` from the start, argument lower-cased; ``search[kw]`` always executes,
 ``click[x]`` only for a current clickable other than ``search``; anything else is a no-op (``changed=False``).
 
@@ -36,7 +38,7 @@ from typing import Any
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 from spo3.envs.webshop.catalogue import Catalogue, Product, load_catalogue
 from spo3.envs.webshop.goals import Goal, build_goals, goal_ids
-from spo3.envs.webshop.oracle import WebShopOracle
+from spo3.envs.webshop.oracle import WebShopOracle, instruction_query
 from spo3.envs.webshop.pages import (
     PRODUCTS_PER_PAGE,
     SUB_PAGES,
@@ -103,6 +105,8 @@ class WebShopEnv(TextEnv):
       type_tokens: the type reward's title tokens, ``"heuristic"`` (offline) or ``"spacy"``.
       verify_files: check the published data files' size and hash.
       product_catalogue: use this catalogue instead of loading one (tests, custom shops).
+      search_action: the search bar's admissible action: ``"placeholder"`` (upstream's ``search[<your query>]``) or
+        ``"instruction"`` (``search[<the goal instruction's product clause>]``, the oracle's query).
 
     Attributes:
       catalogue: ``"real"`` or ``"synthetic"``; also in every transition's ``info["catalogue"]``.
@@ -124,9 +128,13 @@ class WebShopEnv(TextEnv):
         type_tokens: TypeTokens = "heuristic",
         verify_files: bool = True,
         product_catalogue: Catalogue | None = None,
+        search_action: str = "placeholder",
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"WebShopEnv: max_steps must be >= 1, got {max_steps}")
+        if search_action not in ("placeholder", "instruction"):
+            raise ValueError(f"WebShopEnv: search_action must be 'placeholder' or 'instruction', got {search_action!r}")
+        self.search_action = search_action
         self.product_catalogue = product_catalogue or load_catalogue(
             data_dir, use_small=use_small, num_products=num_products, synthetic_seed=synthetic_seed,
             verify=verify_files,
@@ -218,8 +226,12 @@ class WebShopEnv(TextEnv):
         view = self._views.get(state)
         if view is None:
             page = self._render(state)
-            instruction = self.goals[state.goal].instruction_text.strip()
-            search_bar = [SEARCH_BAR_ACTION] if page.has_search_bar else []
+            goal = self.goals[state.goal]
+            instruction = goal.instruction_text.strip()
+            search_bar = []
+            if page.has_search_bar:
+                search_bar = [SEARCH_BAR_ACTION if self.search_action == "placeholder"
+                              else f"search[{instruction_query(self.product_catalogue, goal)}]"]
             observation = Observation(
                 text=format_observation(page.text, instruction),
                 admissible_actions=tuple(search_bar + [f"click[{c}]" for c in page.clickables]),

@@ -15,7 +15,12 @@ from spo3.envs.webshop.catalogue import Catalogue
 from spo3.envs.webshop.goals import Goal
 from spo3.envs.webshop.pages import PRODUCTS_PER_PAGE, SUB_PAGES, Page
 
-__all__ = ["WebShopOracle"]
+__all__ = ["WebShopOracle", "instruction_query"]
+
+
+def instruction_query(catalogue: Catalogue, goal: Goal) -> str:
+    """The goal's instruction before its option and price clauses, lower-cased: the oracle's first search."""
+    return catalogue.by_asin[goal.asin].instruction.lower()
 
 
 class Shop(Protocol):
@@ -41,17 +46,13 @@ class WebShopOracle:
     def __init__(self, env: Shop) -> None:
         self.env = env
 
-    def _instruction_query(self, task_id: str) -> str:
-        goal = self.env.goal(task_id)
-        return self.env.product_catalogue.by_asin[goal.asin].instruction.lower()
-
     def act(self, observation: Observation) -> str:
         """The next action for the environment's current state (``observation`` names the task)."""
         goal = self.env.goal(observation.task_id)
         state = self.env.state
         target = f"click[{goal.asin.lower()}]"
         if state.page == "search":
-            return f"search[{self._instruction_query(observation.task_id)}]"
+            return f"search[{instruction_query(self.env.product_catalogue, goal)}]"
         if state.page == "results":
             if target in observation.admissible_actions:
                 return target
