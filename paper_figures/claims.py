@@ -56,7 +56,7 @@ SETTING = {
 
 ALFWORLD_NOTE = "\n".join([
     "A CPU-sized run, not the paper's scale (`configs/alfworld_pool_linear.yaml`, whose header gives the measured costs",
-    "behind every size): 3 seeds x GRPO, GiGPO, 3SPO; each of 10 iterations draws 8 games, without repeats, from a",
+    "behind every size): GRPO, GiGPO, 3SPO (seeds below); each of 10 iterations draws 8 games, without repeats, from a",
     "seeded 500-game subset of the train split (all six task types), so every game a run trains on is new to it; the",
     "linear policy is first warm-started on the walkthroughs of 4 train games of every type (shared by the methods of",
     "a seed), then trained with 4 episodes of at most 15 steps per game (3SPO: at most 4 trajectories and 60 steps)",
