@@ -4,7 +4,7 @@ replay, warm vs cold reset.
 Goals, each a ratio of two timings taken side by side in this run, on the same games:
 
 * a step of spo3's AlfworldEnv >= 3x faster than a step of ALFWorld's own environment (alfworld 0.4.2's
-  ``AlfredTWEnv.init_env(batch_size=1)``, :mod:`spo3.envs.alfworld_upstream`), over the walkthrough and then random
+  ``AlfredTWEnv.init_env(batch_size=1)``, :mod:`spo3.envs.alfworld.upstream`), over the walkthrough and then random
   commands (a tenth of them inadmissible) of one game of every task type, with the text, the admissible commands,
   ``won`` and ``done`` checked identical at every step (issue 13);
 * restoring a snapshot >= 20x faster than resetting and replaying a 10-step prefix (worst case over the games, and
@@ -34,8 +34,8 @@ from pathlib import Path
 from common import Bench, add_arguments, cpu_time
 
 from spo3.envs.alfworld import TASK_TYPES, AlfworldEnv, clear_game_cache, task_type_of
-from spo3.envs.alfworld_data import install_alfworld
-from spo3.envs.alfworld_upstream import record_of, upstream_env, upstream_reset, upstream_step
+from spo3.envs.alfworld.data import install_alfworld
+from spo3.envs.alfworld.upstream import record_of, upstream_env, upstream_reset, upstream_step
 from spo3.envs.experts import random_prefix
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

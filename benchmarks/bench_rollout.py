@@ -7,12 +7,19 @@ environment work: the ratio measures the workers, not generation. Settings alter
 that a change in machine load hits all of them alike; the load average is printed before and after, because the
 machine is shared.
 
-    python benchmarks/bench_rollout.py            # 8 games (4 per worker), iterations 2-3 of 3, 3 repeats per setting
+Beside the wall times it prints CPU times from the metrics (``time.cpu`` of the trainer, ``time.env_workers_cpu``
+of each worker), which the machine's other load distorts far less: the busiest worker's share of the workers' CPU
+time (imbalance), the workers' CPU time with 2 workers over that with 1 (above 1: the same work costs more CPU when
+two processes run side by side, which no scheduling recovers), and the ratio that the 2-worker iterations' CPU
+times allow, (trainer + both workers) / (trainer + busiest worker): the wall ratio on free cores if nothing but
+CPU time counted (imbalance within the rounds of an iteration lowers it further).
+
+    python benchmarks/bench_rollout.py            # 8 games (4 per worker), iterations 2-4 of 4, 5 runs per setting
     python benchmarks/bench_rollout.py --smoke    # 2 games, 1 iteration (seconds), for the test suite
 
-Each setting's figure is the median of 6 iterations (2 per run, 3 runs): a 4-game iteration takes about half a
-second, too short for a stable median on a shared machine, and 2 games per worker leave the workers' share of the
-work to the luck of which games they got.
+Each setting's figure is the median of 15 iterations (3 per run, 5 runs; about 2 minutes on 2 free cores): the
+same iteration's CPU time varies by up to 20% from run to run on this (virtual) machine, so a few iterations give
+no stable median.
 
 The games come from ``$SPO3_SHARED_DATA/alfworld`` (default ``../shared/data/alfworld`` beside the checkout),
 installed into ``.cache/alfworld``. Without them the smoke run prints why and exits 0, except under ``CI=true``.
@@ -27,10 +34,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import Bench, add_arguments
+from common import Bench, add_arguments, machine_load
 
 from spo3.config import load_config
-from spo3.envs.alfworld_data import install_alfworld
+from spo3.envs.alfworld.data import install_alfworld
 from spo3.metrics import read_metrics
 from spo3.training.builders import build_env, task_list
 from spo3.training.loop import train
@@ -40,8 +47,9 @@ GOAL = 1.6
 
 
 def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load average {one:.2f} (1 min) {five:.2f} (5 min) on {os.cpu_count()} cores"
+    """The machine's load, to read the timings against (the machine is shared)."""
+    machine = machine_load()
+    return f"load average {machine['loadavg'][0]:.2f} (1 min) {machine['loadavg'][1]:.2f} (5 min) on {machine['cpu_count']} cores"
 
 
 def main() -> int:
@@ -49,7 +57,7 @@ def main() -> int:
     add_arguments(parser)
     args = parser.parse_args()
     bench = Bench.from_args("bench_rollout", args)
-    games, steps, iterations, repeats = (2, 6, 1, 1) if args.smoke else (8, 40, 3, 3)
+    games, steps, iterations, repeats = (2, 6, 1, 1) if args.smoke else (8, 40, 4, 5)
     measured = 1 if args.smoke else 2  # from here on: the first iteration of a run also pays the fresh workers' first steps
 
     source = Path(os.environ.get("SPO3_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")) / "alfworld"
@@ -78,23 +86,44 @@ def main() -> int:
     print(f"ALFWorld 3SPO iteration ({'smoke: ' if args.smoke else ''}tabular policy, {games} games, <= {steps} steps each, "
           f"iterations {measured}-{iterations} of {iterations}, {repeats} repeat(s) per setting, settings alternating)")
     print(f"  before: {load()}")
-    times: dict[int, list[float]] = {0: [], 1: [], 2: []}
-    shares: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    settings = (0, 1, 2)
+    times: dict[int, list[float]] = {w: [] for w in settings}
+    shares: dict[int, list[float]] = {w: [] for w in settings}
+    trainer_cpu: dict[int, list[float]] = {w: [] for w in settings}
+    workers_cpu: dict[int, list[list[float]]] = {w: [] for w in settings}
     for repeat in range(repeats):
-        for workers in (0, 1, 2):
+        for workers in settings:
             run = train(load_config(None, [*overrides, f"env.workers={workers}", f"log.run_name=w{workers}-{repeat}"]))
             for record in (r for r in read_metrics(run) if r["iteration"] >= measured):
                 times[workers].append(record["time"]["iteration"])
                 shares[workers].append(record["time"]["score"] / record["time"]["iteration"])
+                trainer_cpu[workers].append(record["time"]["cpu"])
+                workers_cpu[workers].append(record["time"].get("env_workers_cpu", []))
     print(f"  after:  {load()}")
     median = {w: statistics.median(t) for w, t in times.items()}
+    cpu = {w: statistics.median(c) for w, c in trainer_cpu.items()}
+    total = {w: statistics.median(map(sum, workers_cpu[w])) for w in (1, 2)}
+    busiest = statistics.median(max(c) / sum(c) for c in workers_cpu[2])
     for workers, label in ((0, "in process"), (1, "1 worker  "), (2, "2 workers ")):
         print(f"  {label}: {median[workers]:7.3f} s per iteration (median of {len(times[workers])}; "
               f"min {min(times[workers]):.3f}, max {max(times[workers]):.3f}); 3SPO bookkeeping "
-              f"{100 * statistics.median(shares[workers]):.2f}% of it")
-    for workers in (0, 1, 2):
+              f"{100 * statistics.median(shares[workers]):.2f}% of it; CPU: trainer {cpu[workers]:.3f} s"
+              + (f", workers {total[workers]:.3f} s" if workers else "")
+              + (f" (the busiest {100 * busiest:.1f}%)" if workers == 2 else ""))
+    side_by_side = total[2] / total[1]
+    # Within each 2-worker iteration: the same work done by one process against the 2-worker critical path.
+    bound = statistics.median((t + sum(w)) / (t + max(w)) for t, w in zip(trainer_cpu[2], workers_cpu[2]))
+    print(f"  CPU time: 2 workers' together / 1 worker's = {side_by_side:.3f}; 2 workers' (trainer + both "
+          f"workers) / (trainer + busiest worker) = {bound:.2f}x, the most their CPU times allow")
+    for workers in settings:
         bench.measure(f"seconds per iteration, {workers} worker(s)", median[workers])
         bench.measure(f"3SPO bookkeeping share, {workers} worker(s)", statistics.median(shares[workers]))
+        bench.measure(f"trainer CPU seconds per iteration, {workers} worker(s)", cpu[workers])
+    bench.measure("workers' CPU seconds per iteration, 1 worker", total[1])
+    bench.measure("workers' CPU seconds per iteration, 2 workers", total[2])
+    bench.measure("busiest worker's share of the CPU time, 2 workers", busiest)
+    bench.measure("workers' CPU time, 2 workers over 1", side_by_side)
+    bench.measure("CPU-time bound on the 2 vs 1 worker ratio", bound)
     # Wall time, not CPU time: the point of workers is that two processes step at once.
     bench.goal("ALFWorld iteration, 2 workers vs 1 worker", median[1] / median[2], GOAL,
                detail="wall time, medians; needs two free cores")

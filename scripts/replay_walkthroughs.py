@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from spo3.envs.alfworld import AlfworldEnv, set_game_cache_size
-from spo3.envs.alfworld_data import install_alfworld
+from spo3.envs.alfworld.data import install_alfworld
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

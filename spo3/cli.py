@@ -91,7 +91,7 @@ def _cmd_states(args: argparse.Namespace) -> int:
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from spo3.envs.alfworld_data import format_install_report, install_alfworld
+    from spo3.envs.alfworld.data import format_install_report, install_alfworld
 
     report = install_alfworld(args.source, args.to, args.splits, force=args.force, allow_unpinned=args.allow_unpinned)
     print(format_install_report(report))
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _USER_ERRORS = {
-    "spo3.envs.alfworld_data": ("AlfworldDataError",),
+    "spo3.envs.alfworld.data": ("AlfworldDataError",),
     "spo3.envs.guard": ("EnvUnavailable",),
     "spo3.config.loading": ("ConfigError", "SetupError"),
     "spo3.state.store": ("StateStoreError",),

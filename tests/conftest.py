@@ -40,7 +40,7 @@ def shared_data() -> Path:
 def alfworld_data_dir(shared_data: Path) -> Path:
     """An ALFWorld data root holding valid_unseen, installed (and sha256-verified) from the shared archives into
     the checkout's ignored .cache/alfworld."""
-    from spo3.envs.alfworld_data import install_alfworld
+    from spo3.envs.alfworld.data import install_alfworld
 
     source = require_data(
         shared_data / "alfworld",

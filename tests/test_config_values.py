@@ -50,7 +50,7 @@ def test_good_values_load(tmp_path):
 
 
 def test_names_agree_with_the_environments():
-    from spo3.envs.alfworld_data import ALFWORLD_SPLITS
+    from spo3.envs.alfworld.data import ALFWORLD_SPLITS
     from spo3.envs.textworld_games import _LEVEL_RANGES, CHALLENGES, COOKING_LEVELS, TextWorldGamesEnv
     from spo3.envs.webshop.goals import goal_ids
 

@@ -125,7 +125,7 @@ def test_metrics_record_schema(tmp_path):
                 "generated_tokens", "unique_states", "mean_state_score", "high_score_share", "n_hist",
                 "truncations", "valid_action_ratio", "loss", "eval"):
         assert key in rec, key
-    assert set(rec["time"]) == {"generate", "env", "score", "update", "iteration", "eval"}
+    assert set(rec["time"]) == {"generate", "env", "score", "update", "iteration", "eval", "cpu"}  # no env_workers_cpu: workers 0
     assert rec["time"]["eval"] > 0 and read_metrics(run)[1]["time"]["eval"] == 0.0  # eval.every=2: not at 1
     summary = json.loads((run / "summary.json").read_text())
     assert summary["evaluation"]["evaluations"] == 2  # iterations 0 and 2

@@ -27,6 +27,8 @@ What is guaranteed about the time bound:
   with exit code :data:`EXIT_ENGINE_HUNG`, rather than let it spin and flood the disk. Checkpoints are atomic and
   the run lock of a dead process is recovered, so ``spo3 train RUN --resume`` continues the run.
 * Outside the main thread only the watchdog applies.
+* In an environment worker process (``env.workers``, forked) both apply: the worker's watchdog ending the worker
+  is a worker death, so the pool restarts it and the episode ends as a counted failure.
 
 Snapshots of a recreated engine: each :class:`GuardedSnapshot` remembers the commands that led to it from its task's
 reset. A snapshot taken before a recreation is restored by replaying them on the fresh engine (every environment
@@ -128,6 +130,10 @@ class _Watchdog:
     def disarm(self) -> None:
         self.armed = None
 
+    def forget_thread(self) -> None:
+        """In a forked child: the parent's thread did not come along, so the next :meth:`arm` starts one."""
+        self.armed, self._thread = None, None
+
     def _run(self) -> None:
         while True:
             time.sleep(self.POLL_S)
@@ -142,6 +148,9 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+# An environment worker (spo3.envs.workers) is forked, often after the trainer's own engine calls started the
+# watchdog; without this the worker would believe it has one and a hang in native code would never end.
+os.register_at_fork(after_in_child=_WATCHDOG.forget_thread)
 
 
 def bounded_call(fn: Callable[[], T], timeout_s: float, what: str) -> T:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from spo3.experiments.compare import Variant, run_variants
+from spo3.metrics.tables import Column, text_table
 from spo3.training.evaluate import evaluate_run
 
 __all__ = ["METHODS", "PROFILES", "EnvProfile", "evaluate_methods", "format_evaluation", "run_methods"]
@@ -156,10 +157,12 @@ def evaluate_methods(
 
 def format_evaluation(rows: Sequence[Mapping[str, Any]]) -> str:
     """The rows of :func:`evaluate_methods` as aligned text."""
-    lines = [f"{'method':<8} {'run':<16} {'split':<13} {'task type':<34} {'success':>7}  95% CI        episodes"]
-    for r in rows:
-        lines.append(
-            f"{r['method']:<8} {r['run']:<16} {r['split']:<13} {r['task_type']:<34} {r['success_rate']:>7.2f}  "
-            f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]  {r['successes']}/{r['episodes']}"
-        )
-    return "\n".join(lines)
+    return text_table(rows, (
+        Column("method", lambda r: r["method"], 8),
+        Column("run", lambda r: r["run"], 16),
+        Column("split", lambda r: r["split"], 13),
+        Column("task type", lambda r: r["task_type"], 34),
+        Column("success", lambda r: f"{r['success_rate']:.2f}", 7, right=True),
+        Column("95% CI", lambda r: f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}]", 12),
+        Column("episodes", lambda r: f"{r['successes']}/{r['episodes']}"),
+    ))

@@ -19,6 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from spo3.metrics import read_metrics
+from spo3.metrics.tables import Column, text_table
 from spo3.state.store import StateStore
 from spo3.training.checkpoint import latest_checkpoint
 from spo3.training.loop import EXPANSIONS_FILE
@@ -92,13 +93,16 @@ def state_table(
 
 def format_state_table(rows: list[dict[str, Any]]) -> str:
     """The rows of :func:`state_table` as aligned text (keys shortened to 12 characters)."""
-    lines = [f"{'key':<12} {'N_total':>7} {'N_succ':>6} {'SR':>5} {'S':>8} {'n':>2} {'trunc':>5}  text"]
-    for row in rows:
-        lines.append(
-            f"{row['key'][:12]:<12} {row['n_total']:>7} {row['n_success']:>6} {row['sr']:>5.2f} {row['score']:>8.2g} "
-            f"{row['n']:>2} {'yes' if row['truncated'] else '':>5}  {row['text']}"
-        )
-    return "\n".join(lines)
+    return text_table(rows, (
+        Column("key", lambda r: r["key"][:12], 12),
+        Column("N_total", lambda r: str(r["n_total"]), 7, right=True),
+        Column("N_succ", lambda r: str(r["n_success"]), 6, right=True),
+        Column("SR", lambda r: f"{r['sr']:.2f}", 5, right=True),
+        Column("S", lambda r: f"{r['score']:.2g}", 8, right=True),
+        Column("n", lambda r: str(r["n"]), 2, right=True),
+        Column("trunc", lambda r: "yes" if r["truncated"] else "", 5, right=True),
+        Column("text", lambda r: r["text"]),
+    ))
 
 
 def table_to_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:

@@ -389,7 +389,7 @@ def _train(
 
         progress = tqdm(total=cfg.iterations, initial=start, desc=cfg.run_name, unit="it")
     for iteration in range(start + 1, cfg.iterations + 1):
-        t_start = time.perf_counter()
+        t_start, cpu_start = time.perf_counter(), time.process_time()
         offset, tasks = dist.shard(sampler.next(cfg.tasks_per_iteration))  # this process's share of the batch
         streams = [TaskStream.derive(cfg.seed, iteration, offset + i) for i in range(len(tasks))]
         snapshot = dist.broadcast(store.snapshot() if dist.is_main else None)  # rank 0 owns the store
@@ -419,10 +419,15 @@ def _train(
         counters.trajectories += len(result.trajectories)
         counters.env_failures += result.stats.env_failures
         counters.optimizer_steps += sum(d.get("optimizer_steps", 0) for d in updates.diags)
-        wall = time.perf_counter() - t_start
+        wall, cpu = time.perf_counter() - t_start, time.process_time() - cpu_start
         counters.wall_time += wall
         record = _iteration_metrics(cfg, iteration, result, sample_counts, store, updates, counters, wall, env_label)
         record["recovered_states"] = recovered  # truncated before this iteration, untruncated after it
+        # CPU seconds, which other load on the machine distorts far less than wall time: the trainer's process, and
+        # each environment worker's on resets and steps (how evenly the tasks were dealt).
+        record["time"]["cpu"] = cpu
+        if pool is not None:
+            record["time"]["env_workers_cpu"] = list(pool.worker_cpu)
         if record.get("no_sibling_group"):
             log.warning("iteration %d: 3SPO produced no sibling group (every expansion had n <= 1): no learning signal", iteration)
         record["time"]["eval"] = 0.0

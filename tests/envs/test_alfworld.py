@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import spo3.envs.alfworld as alfworld_module
+import spo3.envs.alfworld.env as alfworld_module
 from spo3.envs.alfworld import TASK_TYPES, AlfworldEnv, AlfworldSnapshot, task_type_of
-from spo3.envs.alfworld_data import AlfworldDataError
+from spo3.envs.alfworld.data import AlfworldDataError
 from spo3.envs.base import EnvError
 from spo3.envs.experts import WalkthroughPolicy, play_episode
 from spo3.envs.prompts import render_prompt

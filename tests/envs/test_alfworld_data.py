@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from spo3.envs.alfworld_data import (
+from spo3.envs.alfworld.data import (
     AlfworldDataError,
     archive_name,
     default_data_dir,
@@ -172,7 +172,7 @@ def test_marker_checks_content_not_size(tmp_path):
 
 
 def test_partial_install_is_refused_then_completed(tmp_path, monkeypatch):
-    from spo3.envs import alfworld_data
+    from spo3.envs.alfworld import data as alfworld_data
     from spo3.envs.alfworld import AlfworldEnv
 
     source = make_source(tmp_path, {GAME_A: b'{"a": 1}', GAME_B: b'{"b": 2}'})
@@ -201,7 +201,7 @@ def test_partial_install_is_refused_then_completed(tmp_path, monkeypatch):
 
 
 def test_member_larger_than_the_cap_is_refused_before_writing(tmp_path):
-    from spo3.envs.alfworld_data import UNPINNED_MEMBER_CAP
+    from spo3.envs.alfworld.data import UNPINNED_MEMBER_CAP
 
     bomb = b"\0" * (UNPINNED_MEMBER_CAP + 1)  # compresses to a few hundred bytes
     source = make_source(tmp_path, {GAME_A: bomb})

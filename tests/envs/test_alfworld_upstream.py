@@ -1,6 +1,6 @@
 """AlfworldEnv (cached text generation) equals ALFWorld's own environment at every step, across game switches.
 
-ALFWorld's own env (spo3.envs.alfworld_upstream) is a separate TextWorld engine with TextWorld's uncached grammar
+ALFWorld's own env (spo3.envs.alfworld.upstream) is a separate TextWorld engine with TextWorld's uncached grammar
 and its own planner library, loading every game fresh. spo3's env follows it through a sequence of games of
 different task types, starting from an empty parse cache, so later games run on parses cached by earlier ones.
 """
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from spo3.envs.alfworld import AlfworldEnv
-from spo3.envs.alfworld_grammar import clear_parse_cache
-from spo3.envs.alfworld_upstream import record_of, upstream_env, upstream_reset, upstream_step
+from spo3.envs.alfworld.grammar import clear_parse_cache
+from spo3.envs.alfworld.upstream import record_of, upstream_env, upstream_reset, upstream_step
 
 pytestmark = [pytest.mark.alfworld, pytest.mark.slow]
 

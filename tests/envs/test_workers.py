@@ -3,19 +3,24 @@ process, and a worker killed mid-rollout (restarted; its episodes end as counted
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
 
 from spo3.config import load_config
+from spo3.envs.guard import GuardedEnv
 from spo3.envs.workers import EnvWorkerPool, SnapshotHandle, WorkerDied, worker_envs
 from spo3.metrics import read_metrics
+from spo3.policies.base import Response
 from spo3.policies.tabular import TabularPolicy
+from spo3.rollout.common import RolloutStats, Stepper
 from spo3.rollout.group import group_rollout
 from spo3.rollout.tree import TreeSearch, TreeSettings
 from spo3.state.store import StateStore
 from spo3.training.builders import build_env
 from spo3.training.loop import train
+from tests.fakes import GraphEnv
 
 GAMES = ["env.textworld.challenge=tw-coin_collector", "env.textworld.level=5", "env.textworld.train_seeds=[0,1]"]
 
@@ -71,6 +76,31 @@ def test_worker_rollouts_equal_in_process_rollouts(pool, textworld):
         assert a.trajectories == b.trajectories
     # with workers the batch went to the policy in two halves, overlapping the first half's steps
     assert remote[0].stats.policy_calls == 2 * local[0].stats.policy_calls
+
+
+class Weighted(GraphEnv):
+    """The steps of the tasks named "heavy..." take twenty times the CPU time of the others'."""
+
+    def __init__(self):
+        graph = {"A": {"go b": "B", "go c": "C"}, "B": {"go a": "A", "go g": "G"}, "C": {"go a": "A"}}
+        super().__init__(graph, {task: "A" for task in ("heavy1", "light1", "heavy2", "light2")}, goals={"G"}, max_steps=6)
+
+    def step(self, action):
+        start, busy = time.process_time(), 0.004 if self._state[0].startswith("heavy") else 0.0002
+        while time.process_time() - start < busy:
+            pass
+        return super().step(action)
+
+
+def test_each_worker_reports_the_cpu_time_of_its_resets_and_steps():
+    env, tasks = Weighted(), ["heavy1", "light1", "heavy2", "light2"]
+    with EnvWorkerPool(lambda: env, 2) as pool:
+        envs = worker_envs(pool, len(tasks))  # both heavy tasks in worker 0
+        rollouts(envs, tasks)
+        pool.release()
+        assert pool.worker_cpu[0] > 5 * pool.worker_cpu[1] > 0
+        pool.release()
+        assert pool.worker_cpu == [0.0, 0.0]  # since the last release
 
 
 def test_a_half_batch_costs_each_worker_one_round_trip(pool, textworld, monkeypatch):
@@ -157,4 +187,33 @@ def test_training_with_workers_matches_in_process(tmp_path):
     local, remote = run("local"), run("workers", "env.workers=2")
     assert [same(r) for r in local] == [same(r) for r in remote]
     assert all(r["env_failures"] == 0 for r in remote)
+    assert all(len(r["time"]["env_workers_cpu"]) == 2 and min(r["time"]["env_workers_cpu"]) > 0 for r in remote)
+    assert all(r["time"]["cpu"] > 0 for r in local + remote) and all("env_workers_cpu" not in r["time"] for r in local)
     assert all(w["policy_calls"] > s["policy_calls"] for s, w in zip(local, remote))  # generation split to overlap
+
+
+class NativeHang(GraphEnv):
+    """"hang" blocks where no signal handler can run, as a call stuck in native code does (SIGALRM is blocked)."""
+
+    def __init__(self):
+        super().__init__({"A": {"hang": "A", "go b": "B"}}, {"t": "A"}, goals={"B"})
+
+    def step(self, action):
+        if action == "hang":
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(10)
+        return super().step(action)
+
+
+def test_an_engine_call_hung_in_native_code_in_a_worker_ends_as_a_counted_failure():
+    guarded = GuardedEnv(NativeHang, timeout_s=0.2)
+    guarded.reset("t")  # the trainer's own guarded calls (evaluation) start its watchdog before a worker forks
+    with EnvWorkerPool(lambda: guarded, 1) as pool:
+        env, stats = pool.envs[0], RolloutStats()
+        stepper = Stepper(env.family, "global", 2, stats)
+        root = stepper.root(env, "t")
+        t0 = time.perf_counter()
+        child, tr, _, _ = stepper.step(env, root, Response("<think>x</think><action>hang</action>", (), ()))
+        assert time.perf_counter() - t0 < 5  # the worker's watchdog ended it after 2 x 0.2 s, not the 10 s sleep
+        assert child.done and not tr.won and stats.env_failures == 1 and pool.deaths == 1
+        assert env.reset("t").text == root.obs.text  # the restarted worker plays on

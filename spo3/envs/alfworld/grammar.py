@@ -19,7 +19,7 @@ same algorithm (a stack of symbols, the first applicable production rule, the sa
 * **A production rule's condition is checked only until the first applicable rule is found**, which is the one
   TextWorld takes; TextWorld also enumerates every assignment of every condition, which only costs time.
 
-The equivalence is checked step by step against ALFWorld's own environment (tests/envs/test_alfworld_grammar.py).
+The equivalence is checked step by step against ALFWorld's own environment (tests/envs/test_alfworld_upstream.py).
 """
 
 from __future__ import annotations

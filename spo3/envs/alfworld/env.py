@@ -5,7 +5,7 @@
 (so ``data_dir / task_id`` is the file, and ids of different splits never collide). :meth:`AlfworldEnv.tasks`
 lists a split in sorted order and, like upstream's ``AlfredTWEnv.collect_game_files``, leaves out games whose path
 contains ``movable`` or ``Sliced`` (there are none in the shipped splits). The data root is laid out by
-:func:`spo3.envs.alfworld_data.install_alfworld` or by ``alfworld-download``.
+:func:`spo3.envs.alfworld.data.install_alfworld` or by ``alfworld-download``.
 
 **Semantics (upstream's ``AlfWorldEnvironmentManager``).** The observation text is TextWorld's raw feedback (at
 reset: welcome banner, room description and "Your task is to: ..."), the task is the text after
@@ -27,7 +27,7 @@ share one TextWorld PDDL engine, and so one copy of fast-downward's C library: T
 copy while another is loaded crashes the interpreter at exit (the copies share C++ static objects). An env keeps
 its own current state as a snapshot record, and the engine switches between envs by restoring it, so envs
 interleave freely, at the cost of a restore when they do; they are not thread-safe. Each loaded game's grammar is
-replaced by :class:`~spo3.envs.alfworld_grammar.CachedGrammar`, which derives TextWorld's very texts with its parses
+replaced by :class:`~spo3.envs.alfworld.grammar.CachedGrammar`, which derives TextWorld's very texts with its parses
 memoised: a step costs about a tenth of one in ALFWorld's own environment (``benchmarks/bench_envs.py``), with the
 same text, admissible commands, ``won`` and ``done`` (tests/envs/test_alfworld_upstream.py).
 
@@ -72,7 +72,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterator, Mapping
 
 from spo3.config.paths import cache_root
-from spo3.envs.alfworld_data import ALFWORLD_SPLITS, GAMES_DIR, INSTALL_HINT, AlfworldDataError, check_split, default_data_dir
+from spo3.envs.alfworld.data import ALFWORLD_SPLITS, GAMES_DIR, INSTALL_HINT, AlfworldDataError, check_split, default_data_dir
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 
 __all__ = [
@@ -288,7 +288,7 @@ class _Engine:
         from textworld.envs.pddl import PddlEnv
         from textworld.envs.pddl.logic import Atom
 
-        from spo3.envs.alfworld_grammar import CachedGrammar
+        from spo3.envs.alfworld.grammar import CachedGrammar
 
         self._atom = Atom
         self._cached_grammar = CachedGrammar
@@ -468,7 +468,7 @@ class AlfworldEnv(TextEnv):
         Raises:
           ValueError: unknown split.
           AlfworldDataError: the split is not installed under ``data_dir`` (the message says how to get it), or
-            only partially (:func:`spo3.envs.alfworld_data.check_split`).
+            only partially (:func:`spo3.envs.alfworld.data.check_split`).
         """
         if split not in ALFWORLD_SPLITS:
             raise ValueError(f"AlfworldEnv.tasks: unknown split {split!r}; expected one of {list(ALFWORLD_SPLITS)}")
