@@ -1,18 +1,20 @@
 """Beyond the paper (issue 9): the allocation variants beside GRPO, GiGPO and paper 3SPO at equal environment
-steps, with the statistics of CLAIMS.md -> ``paper_figures/out/beyond.{json,png,pdf}`` and the table of
-``paper_figures/BEYOND.md``.
+steps, with the statistics of CLAIMS.md, per regime -> ``paper_figures/out/<experiment>.{json,png,pdf}`` and the
+tables of ``paper_figures/BEYOND.md``.
 
-    python -m paper_figures.run beyond      # trains (5 seeds x 8 variants)
-    python -m paper_figures.beyond          # summarises the log, rewrites BEYOND.md's table
+    python -m paper_figures.run beyond alfworld_beyond     # trains (TextWorld 2-game pool; ALFWorld pool)
+    python -m paper_figures.beyond                         # summarises the logs, rewrites BEYOND.md's tables
 
-A recommended setting is named only if a variant beats paper 3SPO at equal environment steps with a
-probability-of-improvement interval above 1/2 on at least one regime and below 1/2 on none.
+Per regime a variant **beats** paper 3SPO when, at the regime's equal-step budget, its probability-of-improvement
+interval lies above 1/2 and its success IQM interval lies above paper 3SPO's (they do not overlap); it **loses**
+in the mirror case (interval below 1/2, IQM interval below paper 3SPO's); anything else is a **tie**. A
+recommended setting is named only if a variant, with at least 5 seeds, beats paper 3SPO on at least one regime
+and loses on none, and was run on every regime.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,16 +30,20 @@ BASELINES = ("GRPO", "GiGPO", "3SPO")
 MIN_SEEDS = 5
 """The issue's bar for naming a recommended setting (CLAIMS.md gives no verdict at all below 3)."""
 PAPER = "3SPO"
+REGIMES = (("TextWorld, 2-game pool", "beyond"), ("ALFWorld pool", "alfworld_beyond"))
+"""(title, experiment) of every regime the variants were trained on (``paper_figures.experiments``)."""
+BEATS, LOSES, TIES, FEW = "beats", "loses", "ties", "too few seeds"
 
 
 def diagnostics(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per variant: truncations, retries and recovered states per iteration, and final unique states."""
+    """Per variant: truncations, retries and recovered states per training iteration (iteration 0, the evaluation
+    before any training, is not one), and final unique states."""
     out: dict[str, dict[str, float]] = {}
     by_variant: dict[str, list[list[dict]]] = {}
     for r in runs:
         by_variant.setdefault(r["variant"], []).append(r["records"])
     for label, recs in by_variant.items():
-        flat = [x for rs in recs for x in rs]
+        flat = [x for rs in recs for x in rs if x["iteration"] >= 1]
         out[label] = {
             key: float(np.mean([x.get(key, 0) for x in flat])) for key in ("truncations", "truncation_retries", "recovered_states")
         }
@@ -51,36 +57,64 @@ def _ci(v: list | None) -> str:
     return f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"
 
 
-def render(summary: dict[str, Any], diag: dict[str, dict[str, float]]) -> tuple[str, list[str]]:
-    """BEYOND.md's measured table and the labels that qualify as a recommended setting."""
+def verdict(summary: dict[str, Any], label: str) -> str:
+    """``label`` against paper 3SPO in one regime: beats, loses, ties (module docstring) or too few seeds."""
+    rows = summary["rows"]
+    r, paper = rows[label], rows[PAPER]
+    if min(r["seeds"], paper["seeds"]) < MIN_SEEDS:
+        return FEW
+    _, lo, hi = summary["comparisons"][f"{label} vs {PAPER}"]["p_improvement_at_budget"]
+    mine, theirs = r["success_at_budget_iqm"], paper["success_at_budget_iqm"]
+    if lo is not None and lo > 0.5 and mine[1] > theirs[2]:
+        return BEATS
+    if hi is not None and hi < 0.5 and mine[2] < theirs[1]:
+        return LOSES
+    return TIES
+
+
+def render(summary: dict[str, Any], diag: dict[str, dict[str, float]]) -> tuple[str, dict[str, str]]:
+    """One regime's measured table and the verdict of every variant (not the baselines) against paper 3SPO."""
     rows, comps = summary["rows"], summary["comparisons"]
     lines = [
         f"Budget: {summary['budget_env_steps']:.0f} environment steps per run (the largest every run reached). "
         "Success: evaluation success rate; IQM over seeds with a 95% stratified-bootstrap interval. P(>paper): "
         "probability of improvement over paper 3SPO at that budget with its 95% interval.",
         "",
-        "| variant | seeds | success at budget, IQM | final success, IQM | P(> paper 3SPO) at budget | n = 0 / 1 / ≥2 | sibling groups / it | unique states (final) | truncations / it | retries / it | recovered / it |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | seeds | success at budget, IQM | final success, IQM | P(> paper 3SPO) at budget | vs paper 3SPO | n = 0 / 1 / ≥2 | sibling groups / it | unique states (final) | truncations / it | retries / it | recovered / it |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    winners = []
+    verdicts = {}
     for label in summary["variants"]:
         r = rows[label]
         share = {int(k): v for k, v in r["n_distribution"].items()}
         n_cells = f"{share.get(0, 0):.2f} / {share.get(1, 0):.2f} / {sum(v for k, v in share.items() if k >= 2):.2f}" if share else "—"
         comp = comps.get(f"{label} vs {PAPER}")
         p = _ci(comp["p_improvement_at_budget"]) if comp else "—"
-        paper = rows.get(PAPER)
-        if comp and label not in BASELINES and paper and min(r["seeds"], paper["seeds"]) >= MIN_SEEDS:
-            lo = comp["p_improvement_at_budget"][1]
-            if lo is not None and lo > 0.5 and r["success_at_budget_iqm"][1] > paper["success_at_budget_iqm"][2]:
-                winners.append(label)  # P(> paper) above 1/2 and IQM intervals that do not overlap
+        if label not in BASELINES and PAPER in rows:
+            verdicts[label] = verdict(summary, label)
         d = diag.get(label, {})
         lines.append(
-            f"| {label} | {r['seeds']} | {_ci(r['success_at_budget_iqm'])} | {_ci(r['final_success_iqm'])} | {p} | {n_cells} | "
-            f"{r['sibling_groups_per_iteration']:.1f} | {d.get('unique_states_final', float('nan')):.0f} | "
-            f"{d.get('truncations', 0):.2f} | {d.get('truncation_retries', 0):.2f} | {d.get('recovered_states', 0):.2f} |"
+            f"| {label} | {r['seeds']} | {_ci(r['success_at_budget_iqm'])} | {_ci(r['final_success_iqm'])} | {p} | "
+            f"{verdicts.get(label, '—')} | {n_cells} | {r['sibling_groups_per_iteration']:.1f} | "
+            f"{d.get('unique_states_final', float('nan')):.0f} | {d.get('truncations', 0):.2f} | "
+            f"{d.get('truncation_retries', 0):.2f} | {d.get('recovered_states', 0):.2f} |"
         )
-    return "\n".join(lines), winners
+    return "\n".join(lines), verdicts
+
+
+def recommended(verdicts: dict[str, dict[str, str]]) -> tuple[list[str], list[str]]:
+    """(the cross-regime table's lines, the qualifying variants) from each regime's verdicts: a variant qualifies if
+    it beats paper 3SPO on at least one regime, loses on none and was run, with enough seeds, on every regime."""
+    regimes = list(verdicts)
+    labels = list(dict.fromkeys(label for v in verdicts.values() for label in v))
+    lines = ["| variant | " + " | ".join(regimes) + " | qualifies |", "|---|" + "---|" * (len(regimes) + 1)]
+    winners = []
+    for label in labels:
+        cells = [verdicts[regime].get(label, "not run") for regime in regimes]
+        ok = BEATS in cells and all(c in (BEATS, TIES) for c in cells)
+        winners += [label] if ok else []
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {'**yes**' if ok else 'no'} |")
+    return lines, winners
 
 
 def write(table: str, path: Path = BEYOND_MD) -> None:
@@ -93,7 +127,7 @@ def write(table: str, path: Path = BEYOND_MD) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", choices=("full", "small"), default="full")
-    ap.add_argument("--out", type=Path, default=None, help="figures and summary (default paper_figures/out for full)")
+    ap.add_argument("--out", type=Path, default=None, help="figures and summaries (default paper_figures/out for full)")
     args = ap.parse_args(argv)
     import matplotlib
 
@@ -101,13 +135,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     data = data_dir(args.profile)
     out = args.out or (OUT if args.profile == "full" else data.parent / "out")
     out.mkdir(parents=True, exist_ok=True)
-    log = data / "beyond.jsonl.gz"
-    summary = make(log, out)
-    table, winners = render(summary, diagnostics(load(log)))
-    print(table)
-    print(f"qualifying variants (>= {MIN_SEEDS} seeds, P(> paper) interval above 1/2, IQM intervals apart):", winners or "none")
+    parts, verdicts = [], {}
+    for title, name in REGIMES:
+        log = data / f"{name}.jsonl.gz"
+        summary = make(log, out) if log.exists() else {}
+        if not summary:
+            parts += [f"**{title}** (`{name}`): not run.", ""]
+            continue
+        table, verdicts[title] = render(summary, diagnostics(load(log)))
+        parts += [f"**{title}** (`{name}`, `paper_figures/data/{name}.jsonl.gz`).", "", table, ""]
+    lines, winners = recommended(verdicts)
+    parts += ["**Against paper 3SPO, per regime** (beats / loses: P(> paper) interval above / below 1/2 and IQM "
+              f"intervals apart; at least {MIN_SEEDS} seeds):", "", *lines, "",
+              f"Qualifying as a recommended setting: {', '.join(winners) if winners else 'none'}."]
+    text = "\n".join(parts)
+    print(text)
     if args.profile == "full":
-        write(table)
+        write(text)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ SETTING = {
 
 ALFWORLD_NOTE = "\n".join([
     "A CPU-sized run, not the paper's scale (`configs/alfworld_pool_linear.yaml`, whose header gives the measured costs",
-    "behind every size): 3 seeds x GRPO, GiGPO, 3SPO; each of 10 iterations draws 8 games, without repeats, from a",
+    "behind every size): GRPO, GiGPO, 3SPO (seeds below); each of 10 iterations draws 8 games, without repeats, from a",
     "seeded 500-game subset of the train split (all six task types), so every game a run trains on is new to it; the",
     "linear policy is first warm-started on the walkthroughs of 4 train games of every type (shared by the methods of",
     "a seed), then trained with 4 episodes of at most 15 steps per game (3SPO: at most 4 trajectories and 60 steps)",
@@ -502,8 +502,9 @@ def render_claims(S: dict[str, dict]) -> str:
         "- **Equal generated tokens**: the linear policy generates one \"token\" (an action index) per step, so equal",
         "  tokens is equal environment steps here.",
         "- **ALFWorld at the paper's size**: a reset of a game never loaded costs ~4.5 s of the shared CPU (its",
-        "  translation is then cached), so what fitted is 9 runs of 80 training games each and 36 evaluation games (35",
-        "  minutes of one CPU slot; section above); the paper's 50 steps, 8 rollouts and thousands of games did not.",
+        "  translation is then cached), so what fitted is 5 seeds x 3 methods of 80 training games each and 36",
+        "  evaluation games, plus issue 9's four variants x 5 seeds (35 runs, 67 minutes of two CPU slots; section",
+        "  above); the paper's 50 steps, 8 rollouts and thousands of games did not.",
         "- **Ablations at the best alpha**: run only where the best alpha of the sensitivity sweep is 50.",
         "- **WebShop at the paper's size**: the real 1,000-product catalogue is not available offline (a synthetic one",
         "  stands in) and a policy that writes its own queries and reads pages needs a language model on GPUs; the",
