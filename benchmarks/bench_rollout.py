@@ -15,6 +15,7 @@ times allow, (trainer + both workers) / (trainer + busiest worker): the wall rat
 CPU time counted (imbalance within the rounds of an iteration lowers it further).
 
     python benchmarks/bench_rollout.py            # 8 games (4 per worker), iterations 2-4 of 4, 5 runs per setting
+    python benchmarks/bench_rollout.py --games 16 # the paper's tasks per step (8 per worker), about 4 minutes
     python benchmarks/bench_rollout.py --smoke    # 2 games, 1 iteration (seconds), for the test suite
 
 Each setting's figure is the median of 15 iterations (3 per run, 5 runs; about 2 minutes on 2 free cores): the
@@ -55,9 +56,11 @@ def load() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
+    parser.add_argument("--games", type=int, default=8,
+                        help="ALFWorld games per iteration, split evenly between the workers (default 8; the paper draws 16)")
     args = parser.parse_args()
     bench = Bench.from_args("bench_rollout", args)
-    games, steps, iterations, repeats = (2, 6, 1, 1) if args.smoke else (8, 40, 4, 5)
+    games, steps, iterations, repeats = (2, 6, 1, 1) if args.smoke else (args.games, 40, 4, 5)
     measured = 1 if args.smoke else 2  # from here on: the first iteration of a run also pays the fresh workers' first steps
 
     source = Path(os.environ.get("SPO3_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")) / "alfworld"
