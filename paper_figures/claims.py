@@ -25,7 +25,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "out"
@@ -122,20 +122,25 @@ def missing(s: dict | None, *labels: str) -> str | None:
     return f"only {min(s['rows'][label]['seeds'] for label in few)} seed(s) finished" if few else None
 
 
+def improvement_verdict(p_improvement: Sequence[float], difference: float, paper_delta: float) -> str:
+    """The verdict of "A beats B by paper_delta points" from P(A > B) with its interval and the measured difference."""
+    _, lo, hi = p_improvement
+    if lo > 0.5:
+        return REPRODUCED if difference >= paper_delta / 2 else DIRECTION
+    return NOT + (" (reversed)" if hi < 0.5 else " (no measurable difference)")
+
+
 def beats(s: dict | None, a: str, b: str, paper_delta: float) -> tuple[str, str]:
     """(measurement, verdict) of "a beats b by paper_delta points"."""
     if why := missing(s, a, b):
         return why, UNTESTABLE
     c = s["comparisons"][f"{a} vs {b}"]
-    p, lo, hi = c["p_improvement_at_budget"]
     d = 100 * c["success_at_budget_difference"]
     text = (
         f"success at {s['budget_env_steps']:.0f} steps: {a} {ci(s['rows'][a]['success_at_budget_iqm'])} vs {b} "
         f"{ci(s['rows'][b]['success_at_budget_iqm'])} (IQM); difference {d:+.1f} pts; P({a} > {b}) = {ci(c['p_improvement_at_budget'])}"
     )
-    if lo > 0.5:
-        return text, REPRODUCED if d >= paper_delta / 2 else DIRECTION
-    return text, NOT + (" (reversed)" if hi < 0.5 else " (no measurable difference)")
+    return text, improvement_verdict(c["p_improvement_at_budget"], d, paper_delta)
 
 
 def beats_score(s: dict | None, a: str, b: str, paper_delta: float) -> tuple[str, str]:
@@ -144,15 +149,12 @@ def beats_score(s: dict | None, a: str, b: str, paper_delta: float) -> tuple[str
     if why := missing(s, a, b):
         return why, UNTESTABLE
     rows, c = s["scores"]["rows"], s["scores"]["comparisons"][f"{a} vs {b}"]
-    p, lo, hi = c["p_improvement_score_at_budget"]
     d = c["score_at_budget_difference"]
     text = (
         f"score at {s['budget_env_steps']:.0f} steps: {a} {ci(rows[a]['score_at_budget_iqm'], digits=1)} vs {b} "
         f"{ci(rows[b]['score_at_budget_iqm'], digits=1)} (IQM); difference {d:+.1f} pts; P({a} > {b}) = {ci(c['p_improvement_score_at_budget'])}"
     )
-    if lo > 0.5:
-        return text, REPRODUCED if d >= paper_delta / 2 else DIRECTION
-    return text, NOT + (" (reversed)" if hi < 0.5 else " (no measurable difference)")
+    return text, improvement_verdict(c["p_improvement_score_at_budget"], d, paper_delta)
 
 
 def ratio(s: dict | None, key: str, a: str, b: str, paper: float, what: str) -> tuple[str, str]:

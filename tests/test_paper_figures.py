@@ -80,6 +80,15 @@ def test_curves_end_at_the_reported_final_figure():
     assert grid[-1] == 400
 
 
+def _draw(tmp_path, experiment: str, lines: list[dict]) -> None:
+    """Write ``lines`` as the experiment's committed log and run make_figures on it into ``tmp_path / "out"``."""
+    data = tmp_path / "data"
+    data.mkdir()
+    with gzip.open(data / f"{experiment}.jsonl.gz", "wt") as f:
+        f.write("\n".join(json.dumps(x) for x in lines))
+    make_figures.main(["--data", str(data), "--out", str(tmp_path / "out")])
+
+
 def test_figures_and_summaries_are_drawn_from_a_log(tmp_path):
     rng = np.random.default_rng(0)
     lines = [
@@ -87,11 +96,7 @@ def test_figures_and_summaries_are_drawn_from_a_log(tmp_path):
          "records": _records(f, 100, 6, rng)}
         for v, f in (("GRPO", 0.4), ("3SPO", 0.8)) for s in range(3)
     ]
-    data = tmp_path / "data"
-    data.mkdir()
-    with gzip.open(data / "methods.jsonl.gz", "wt") as f:
-        f.write("\n".join(json.dumps(x) for x in lines))
-    make_figures.main(["--data", str(data), "--out", str(tmp_path / "out")])
+    _draw(tmp_path, "methods", lines)
     for ext in ("png", "pdf"):
         assert (tmp_path / "out" / f"methods.{ext}").stat().st_size > 0
     summary = json.loads((tmp_path / "out" / "methods.json").read_text())
@@ -122,11 +127,7 @@ def test_evaluation_by_split_and_task_type_is_summarised_and_drawn(tmp_path):
 
     lines = [{"experiment": "alfworld", "variant": v, "seed": s, "command": "c", "git_commit": "abc", "records": records(w)}
              for v, w in (("GRPO", {"heat": 0, "look": 2}), ("3SPO", {"heat": 4, "look": 4})) for s in range(3)]
-    data = tmp_path / "data"
-    data.mkdir()
-    with gzip.open(data / "alfworld.jsonl.gz", "wt") as f:
-        f.write("\n".join(json.dumps(x) for x in lines))
-    make_figures.main(["--data", str(data), "--out", str(tmp_path / "out")])
+    _draw(tmp_path, "alfworld", lines)
     assert (tmp_path / "out" / "alfworld_by_type.png").stat().st_size > 0
     summary = json.loads((tmp_path / "out" / "alfworld.json").read_text())
     unseen = summary["splits"]["valid_unseen"]
@@ -162,11 +163,7 @@ def test_webshop_scores_are_summarised_per_category_at_equal_steps_and_drawn(tmp
         {"actions": ["click[buy now]", "click[blue]", "click[b000000001]"], "rewards": [1.5, 0.0, 0.5], "won": [True, False, False]},
         {"actions": ["click[buy now]", "click[description]"], "rewards": [0.5, 0.5], "won": [False, False]},
     ]
-    data = tmp_path / "data"
-    data.mkdir()
-    with gzip.open(data / "webshop.jsonl.gz", "wt") as f:
-        f.write("\n".join(json.dumps(x) for x in lines))
-    make_figures.main(["--data", str(data), "--out", str(tmp_path / "out")])
+    _draw(tmp_path, "webshop", lines)
     assert (tmp_path / "out" / "webshop_score.png").stat().st_size > 0
     summary = json.loads((tmp_path / "out" / "webshop.json").read_text())
     assert summary["budget_env_steps"] == 100
