@@ -30,7 +30,10 @@ BASELINES = ("GRPO", "GiGPO", "3SPO")
 MIN_SEEDS = 5
 """The issue's bar for naming a recommended setting (CLAIMS.md gives no verdict at all below 3)."""
 PAPER = "3SPO"
-REGIMES = (("TextWorld, 2-game pool", "beyond"), ("ALFWorld pool", "alfworld_beyond"))
+REGIMES = (
+    ("TextWorld, 2-game pool", "beyond"), ("ALFWorld pool", "alfworld_beyond"),
+    ("ALFWorld pool, score clock", "alfworld_clock"),
+)
 """(title, experiment) of every regime the variants were trained on (``paper_figures.experiments``)."""
 BEATS, LOSES, TIES, FEW = "beats", "loses", "ties", "too few seeds"
 

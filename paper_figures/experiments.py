@@ -124,6 +124,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         base=ALFWORLD_POOL, seeds=5, small_overrides=SMALL_ALFWORLD_POOL,
     ),
+    "alfworld_clock": Experiment(
+        "Beyond the paper (issue 9) on the ALFWorld pool: score_clock=visits vs paper 3SPO, both trained at one commit "
+        "(added after alfworld_beyond, whose runs a later config field keeps from being reused)",
+        (SPO3, Variant("score_clock=visits", "3spo", ("algo.score_clock=visits",))),
+        base=ALFWORLD_POOL, seeds=5, small_overrides=SMALL_ALFWORLD_POOL,
+    ),
 }
 """Every experiment, in the order the full profile runs them (most important first)."""
 
