@@ -2,7 +2,7 @@
 #   make quickstart   create .venv, install spo3, run the main job on built-in defaults
 #   make test         install if needed, run the whole suite (unit, property, benchmark smoke, notebooks) and
 #                     list the 15 slowest tests (target: the whole suite under 10 minutes on 2 cores)
-#   make figures      redraw every paper-claims figure and CLAIMS.md from the committed logs (no training)
+#   make figures      redraw every paper-claims figure, BEYOND.md and CLAIMS.md from the committed logs (no training)
 #   make experiments PROFILE=full   retrain the runs behind them (PROFILE=small: a smoke run under runs/)
 
 PYTHON      ?= python3
@@ -50,6 +50,7 @@ bench: install
 
 figures: install
 	$(PY) -m paper_figures.make_figures
+	$(PY) -m paper_figures.beyond
 	$(PY) -m paper_figures.claims
 
 experiments: install

@@ -1,9 +1,9 @@
 """Beyond the paper (issue 9): the allocation variants beside GRPO, GiGPO and paper 3SPO at equal environment
-steps, with the statistics of CLAIMS.md, per regime -> ``paper_figures/out/<experiment>.{json,png,pdf}`` and the
-tables of ``paper_figures/BEYOND.md``.
+steps, with the statistics of CLAIMS.md, per regime -> the tables of ``paper_figures/BEYOND.md`` (the regimes'
+figures are ``make_figures``' ``paper_figures/out/<experiment>.*``, as for every experiment).
 
-    python -m paper_figures.run beyond alfworld_beyond     # trains (TextWorld 2-game pool; ALFWorld pool)
-    python -m paper_figures.beyond                         # summarises the logs, rewrites BEYOND.md's tables
+    python -m paper_figures.run beyond alfworld_beyond alfworld_clock   # trains (TextWorld 2-game pool; ALFWorld pool)
+    python -m paper_figures.beyond                                      # summarises the logs, rewrites BEYOND.md's tables
 
 Per regime a variant **beats** paper 3SPO when, at the regime's equal-step budget, its probability-of-improvement
 interval lies above 1/2 and its success IQM interval lies above paper 3SPO's (they do not overlap); it **loses**
@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from paper_figures.make_figures import OUT, load, make
+from paper_figures.make_figures import by_variant, load, summarise
 from paper_figures.run import data_dir
 
 HERE = Path(__file__).resolve().parent
@@ -130,22 +130,16 @@ def write(table: str, path: Path = BEYOND_MD) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", choices=("full", "small"), default="full")
-    ap.add_argument("--out", type=Path, default=None, help="figures and summaries (default paper_figures/out for full)")
     args = ap.parse_args(argv)
-    import matplotlib
-
-    matplotlib.use("Agg")
     data = data_dir(args.profile)
-    out = args.out or (OUT if args.profile == "full" else data.parent / "out")
-    out.mkdir(parents=True, exist_ok=True)
     parts, verdicts = [], {}
     for title, name in REGIMES:
         log = data / f"{name}.jsonl.gz"
-        summary = make(log, out) if log.exists() else {}
-        if not summary:
+        runs = load(log) if log.exists() else []
+        if not runs:
             parts += [f"**{title}** (`{name}`): not run.", ""]
             continue
-        table, verdicts[title] = render(summary, diagnostics(load(log)))
+        table, verdicts[title] = render(summarise(by_variant(runs)), diagnostics(runs))
         parts += [f"**{title}** (`{name}`, `paper_figures/data/{name}.jsonl.gz`).", "", table, ""]
     lines, winners = recommended(verdicts)
     parts += ["**Against paper 3SPO, per regime** (beats / loses: P(> paper) interval above / below 1/2 and IQM "
