@@ -140,7 +140,7 @@ def _sample_counts(cfg: TrainConfig, samples: list[StepSample]) -> tuple[int, in
     return len(samples), sum(1 for c in n_sibling.values() if c > 1) if cfg.algo.name == "3spo" else 0
 
 
-def task_score(trajectories: Sequence[Any]) -> dict[str, float]:
+def _task_score(trajectories: Sequence[Any]) -> dict[str, float]:
     """``{"task_score": mean}`` of the finished trajectories' task scores where the environment reports one (WebShop:
     the purchase's score in [0, 1], 0 when nothing was bought; the paper's WebShop score is 100x this), else ``{}``."""
     scores = [t.score for t in trajectories if t.score is not None]
@@ -178,7 +178,7 @@ def _iteration_metrics(
         **env_label,
         "success_rate": float(np.mean([t.won for t in trajs])) if trajs else 0.0,
         "success_by_type": {k: float(np.mean(v)) for k, v in sorted(by_type.items())},
-        **task_score(trajs),
+        **_task_score(trajs),
         "episode_length": float(np.mean([t.length for t in trajs])) if trajs else 0.0,
         "finished_trajectories": len(trajs),
         "env_steps": stats.env_steps,
