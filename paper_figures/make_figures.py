@@ -67,6 +67,11 @@ def by_variant(runs: Sequence[Mapping[str, Any]]) -> dict[str, list[Records]]:
     return groups
 
 
+def _evaluations(records: Records) -> Records:
+    """The records of a run that carry an evaluation, in order."""
+    return [r for r in records if "eval" in r]
+
+
 def _interval(point_lo_hi: Sequence[float]) -> list[float | None]:
     return [None if not math.isfinite(v) else float(v) for v in point_lo_hi]
 
@@ -84,7 +89,7 @@ def _early(records: Records, key: str) -> float:
 
 def _final_eval_by_stratum(runs: Sequence[Records]) -> np.ndarray:
     """``(n_seeds, n_strata)``: final evaluation success per task type (the strata of the stratified bootstrap)."""
-    finals = [[r for r in recs if "eval" in r][-1]["eval"] for recs in runs]
+    finals = [_evaluations(recs)[-1]["eval"] for recs in runs]
     strata = sorted(finals[0]["per_type"])
     return np.array([[f["per_type"][s]["success_rate"] for s in strata] for f in finals])
 
@@ -130,7 +135,7 @@ def summarise_splits(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
         return {}
     out: dict[str, Any] = {}
     for label, runs in groups.items():
-        evaluated = [[r for r in recs if "eval" in r] for recs in runs]
+        evaluated = [_evaluations(recs) for recs in runs]
         for split in _split_reports(evaluated[0][0]):
             row: dict[str, Any] = {}
             for when, index in (("start", 0), ("final", -1)):
@@ -160,7 +165,7 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
     budget = common_budget(groups)
     rows: dict[str, dict[str, Any]] = {}
     for label, runs in groups.items():
-        finals = [[r for r in recs if "eval" in r][-1] for recs in runs]
+        finals = [_evaluations(recs)[-1] for recs in runs]
         steps_to = [first_crossing(*series(recs, "env_steps_total", "eval/success_rate"), THRESHOLD) for recs in runs]
         rows[label] = {
             "seeds": len(runs),
@@ -193,8 +198,8 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
                 "p_improvement_final": _interval(probability_of_improvement_ci(_final_eval_by_stratum(groups[a]), _final_eval_by_stratum(groups[b]))),
                 "unique_states_ratio": _interval(ratio_ci(rows[a]["unique_states_at_budget"], rows[b]["unique_states_at_budget"])),
                 "final_env_steps_ratio": _interval(ratio_ci(
-                    [[r for r in recs if "eval" in r][-1]["env_steps_total"] for recs in groups[a]],
-                    [[r for r in recs if "eval" in r][-1]["env_steps_total"] for recs in groups[b]])),
+                    [_evaluations(recs)[-1]["env_steps_total"] for recs in groups[a]],
+                    [_evaluations(recs)[-1]["env_steps_total"] for recs in groups[b]])),
                 "success_at_budget_difference": float(np.mean(sa) - np.mean(sb)),
                 "steps_to_threshold_ratio": _interval(ratio_ci(steps_a, steps_b)),
                 "threshold_reached": [sum(math.isfinite(s) for s in steps_a), sum(math.isfinite(s) for s in steps_b)],
@@ -205,12 +210,17 @@ def summarise(groups: Mapping[str, Sequence[Records]]) -> dict[str, Any]:
             **({"splits": splits, "split_order": split_order(groups)} if splits else {}), **({"scores": scores} if scores else {})}
 
 
+def _type_scores(record: Mapping[str, Any]) -> list[float]:
+    """An evaluation's mean score per task type, in sorted type order (one stratum per type)."""
+    per_type = record["eval"]["per_type"]
+    return [per_type[t]["mean_score"] for t in sorted(per_type)]
+
+
 def _scores_at(records: Records, budget: float) -> list[float]:
-    """Evaluation mean score per task type, interpolated at ``budget`` environment steps (one stratum per type)."""
-    evaluated = [r for r in records if "eval" in r]
-    types = sorted(evaluated[0]["eval"]["per_type"])
-    xs = [r["env_steps_total"] for r in evaluated]
-    return [float(np.interp(budget, xs, [r["eval"]["per_type"][t]["mean_score"] for r in evaluated])) for t in types]
+    """Evaluation mean score per task type, interpolated at ``budget`` environment steps."""
+    evaluated = _evaluations(records)
+    xs, ys = [r["env_steps_total"] for r in evaluated], np.array([_type_scores(r) for r in evaluated])
+    return [float(np.interp(budget, xs, column)) for column in ys.T]
 
 
 def summarise_scores(groups: Mapping[str, Sequence[Records]], budget: float) -> dict[str, Any]:
@@ -223,12 +233,11 @@ def summarise_scores(groups: Mapping[str, Sequence[Records]], budget: float) -> 
     evaluated = [r for runs in groups.values() for recs in runs for r in recs if "eval" in r]
     if not evaluated or not all("mean_score" in t for r in evaluated for t in r["eval"]["per_type"].values()):
         return {}
-    per_type = lambda r: [r["eval"]["per_type"][t]["mean_score"] for t in sorted(r["eval"]["per_type"])]  # noqa: E731
     rows, at_budget = {}, {}
     for label, runs in groups.items():
         at_budget[label] = np.array([_scores_at(recs, budget) for recs in runs])
-        first = np.array([per_type([r for r in recs if "eval" in r][0]) for recs in runs])
-        last = np.array([per_type([r for r in recs if "eval" in r][-1]) for recs in runs])
+        first = np.array([_type_scores(_evaluations(recs)[0]) for recs in runs])
+        last = np.array([_type_scores(_evaluations(recs)[-1]) for recs in runs])
         rows[label] = {
             "start_score_iqm": _interval(stratified_bootstrap_ci(100 * first)),
             "score_at_budget_iqm": _interval(stratified_bootstrap_ci(100 * at_budget[label])),
@@ -236,7 +245,7 @@ def summarise_scores(groups: Mapping[str, Sequence[Records]], budget: float) -> 
             "train_score_iqm": _interval(stratified_bootstrap_ci(
                 [100 * np.mean([r["task_score"] for r in recs if "task_score" in r]) for recs in runs])),
             "start_success_iqm": _interval(stratified_bootstrap_ci(
-                [[r for r in recs if "eval" in r][0]["eval"]["success_rate"] for recs in runs])),
+                [_evaluations(recs)[0]["eval"]["success_rate"] for recs in runs])),
         }
     comparisons = {
         f"{a} vs {b}": {
