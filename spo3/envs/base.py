@@ -129,5 +129,12 @@ class TextEnv(ABC):
         """An expert action sequence that wins ``task_id``, if the environment knows one."""
         return None
 
+    def step_cost(self, task_id: str) -> float:
+        """An estimate of the CPU time of one step of ``task_id``, relative to the environment's other tasks. A
+        batch's tasks are dealt to the environment workers by it (:func:`spo3.envs.workers.worker_envs`), so that
+        each worker gets about the same work in every round. 1.0 (all tasks alike) unless the environment knows
+        better; a wrong estimate costs time, never a different result."""
+        return 1.0
+
     def close(self) -> None:
         """Release resources (processes, files)."""

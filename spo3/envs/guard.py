@@ -233,6 +233,9 @@ class GuardedEnv(TextEnv):
     def walkthrough(self, task_id: str) -> list[str] | None:
         return self.inner.walkthrough(task_id)
 
+    def step_cost(self, task_id: str) -> float:
+        return self.inner.step_cost(task_id)
+
     def close(self) -> None:
         self.inner.close()
 

@@ -247,6 +247,9 @@ class WorkerEnv(TextEnv):
     def walkthrough(self, task_id: str) -> list[str] | None:
         return self.pool.call(self.worker, "walkthrough", task_id)
 
+    def step_cost(self, task_id: str) -> float:
+        return self.pool.call(self.worker, "step_cost", task_id)
+
     def reset(self, task_id: str) -> Observation:
         return self.pool.call(self.worker, "reset", task_id)[0]
 
@@ -293,6 +296,16 @@ class WorkerEnv(TextEnv):
         return snapshot.id
 
 
-def worker_envs(pool: EnvWorkerPool, count: int) -> Sequence[WorkerEnv]:
-    """``count`` environments for the tasks of a batch, spread round-robin over the pool's workers."""
-    return [pool.envs[i % len(pool)] for i in range(count)]
+def worker_envs(pool: EnvWorkerPool, costs: Sequence[float]) -> list[WorkerEnv]:
+    """One environment per task of a batch, given each task's estimated step cost
+    (:meth:`~spo3.envs.base.TextEnv.step_cost`): the costliest task first, each onto the worker with the least
+    estimated work so far (ties: the lower index), so that the workers finish each round of the rollout at about
+    the same time, a round waiting for its slowest worker. Equal costs deal round-robin. Where a task runs changes
+    the time only, never a result."""
+    load = [0.0] * len(pool)
+    envs: list[WorkerEnv] = [pool.envs[0]] * len(costs)
+    for task in sorted(range(len(costs)), key=lambda i: -costs[i]):
+        worker = min(range(len(pool)), key=load.__getitem__)
+        load[worker] += costs[task]
+        envs[task] = pool.envs[worker]
+    return envs

@@ -403,7 +403,7 @@ def _train(
         snapshot = dist.broadcast(store.snapshot() if dist.is_main else None)  # rank 0 owns the store
 
         # rollout -> rewards -> advantages -> update (3SPO scores against a frozen store snapshot)
-        envs = worker_envs(pool, len(tasks)) if pool is not None else [env] * len(tasks)
+        envs = worker_envs(pool, [env.step_cost(task) for task in tasks]) if pool is not None else [env] * len(tasks)
         result, updates = _rollout_and_update(cfg, envs, tasks, policy, optimizer, snapshot, streams, dist, offset)
         if pool is not None:
             pool.release()

@@ -257,12 +257,19 @@ def test_rendered_prompt_matches_upstreams_template_character_by_character(alfwo
     )
 
 
+def test_step_cost_grows_with_the_scenes_receptacles(alfworld_env):
+    """Scene 308 has 18 receptacles, scene 424 13: its steps cost about twice as much (AlfworldEnv.step_cost)."""
+    assert alfworld_env.step_cost(LOOK) == pytest.approx(18**1.5)
+    assert alfworld_env.step_cost(CLEAN) == alfworld_env.step_cost(PICK_TWO) == pytest.approx(13**1.5)
+
+
 def test_missing_or_corrupt_data_gives_clear_errors(tmp_path):
     env = AlfworldEnv(tmp_path / "nowhere")
     with pytest.raises(AlfworldDataError, match=r"split 'valid_unseen' not found .* `spo3 data alfworld --from DIR`"):
         env.tasks("valid_unseen")
     with pytest.raises(AlfworldDataError, match="alfworld-download"):
         env.reset(LOOK)
+    assert env.step_cost(LOOK) == 1.0  # no estimate; the reset reports the missing game
     with pytest.raises(ValueError, match="unknown split 'test'"):
         env.tasks("test")
     for bad in ("../escape/game.tw-pddl", "/abs/game.tw-pddl", ""):
@@ -275,6 +282,7 @@ def test_missing_or_corrupt_data_gives_clear_errors(tmp_path):
     (task_id,) = env.tasks("valid_unseen")
     with pytest.raises(AlfworldDataError, match=r"game.tw-pddl is unreadable or not JSON"):
         env.reset(task_id)
+    assert env.step_cost(task_id) == 1.0
 
 
 def test_misuse_is_reported(alfworld_data_dir, alfworld_env):

@@ -70,7 +70,7 @@ def rollouts(envs, tasks, seed=0):
 def test_worker_rollouts_equal_in_process_rollouts(pool, textworld):
     tasks = textworld.tasks("train") * 2
     local = rollouts([textworld] * len(tasks), tasks)
-    remote = rollouts(worker_envs(pool, len(tasks)), tasks)
+    remote = rollouts(worker_envs(pool, [textworld.step_cost(task) for task in tasks]), tasks)
     for a, b in zip(local, remote):
         assert [(s.key, s.action, s.next_key, s.won) for s in a.samples] == [(s.key, s.action, s.next_key, s.won) for s in b.samples]
         assert a.trajectories == b.trajectories
@@ -91,16 +91,31 @@ class Weighted(GraphEnv):
             pass
         return super().step(action)
 
+    def step_cost(self, task_id):
+        return 20.0 if task_id.startswith("heavy") else 1.0
+
 
 def test_each_worker_reports_the_cpu_time_of_its_resets_and_steps():
     env, tasks = Weighted(), ["heavy1", "light1", "heavy2", "light2"]
     with EnvWorkerPool(lambda: env, 2) as pool:
-        envs = worker_envs(pool, len(tasks))  # both heavy tasks in worker 0
+        envs = worker_envs(pool, [1.0] * len(tasks))  # dealt round-robin: both heavy tasks in worker 0
         rollouts(envs, tasks)
         pool.release()
         assert pool.worker_cpu[0] > 5 * pool.worker_cpu[1] > 0
         pool.release()
         assert pool.worker_cpu == [0.0, 0.0]  # since the last release
+
+
+def test_tasks_are_dealt_by_step_cost_so_that_the_workers_get_the_same_work():
+    env, tasks = Weighted(), ["heavy1", "light1", "heavy2", "light2"]
+    with EnvWorkerPool(lambda: env, 2) as pool:
+        assert [e.worker for e in worker_envs(pool, [1.0] * 5)] == [0, 1, 0, 1, 0]  # equal costs: round-robin
+        envs = worker_envs(pool, [env.step_cost(task) for task in tasks])
+        assert [e.worker for e in envs] == [0, 0, 1, 1]  # costliest first, each onto the least loaded worker
+        assert envs[0].step_cost("heavy1") == 20.0  # asked across the process boundary too
+        rollouts(envs, tasks)
+        pool.release()
+        assert max(pool.worker_cpu) < 2 * min(pool.worker_cpu)  # one heavy task each (round-robin: > 5x apart)
 
 
 def test_a_half_batch_costs_each_worker_one_round_trip(pool, textworld, monkeypatch):
@@ -109,7 +124,7 @@ def test_a_half_batch_costs_each_worker_one_round_trip(pool, textworld, monkeypa
     for i, worker in enumerate(pool._workers):
         monkeypatch.setattr(worker, "conn", _CountingConnection(worker.conn, i, sent))
     tasks = textworld.tasks("train") * 2  # 4 tasks over 2 workers: each half holds one task of each worker
-    envs = worker_envs(pool, len(tasks))
+    envs = worker_envs(pool, [1.0] * len(tasks))
     search = TreeSearch(envs, tasks, TabularPolicy(seed=0), StateStore().snapshot(),
                         TreeSettings(max_trajectories=3, max_env_steps=30), np.random.default_rng(0))
     for env, task in zip(envs, tasks):
@@ -150,7 +165,7 @@ class KillingPolicy(TabularPolicy):
 @pytest.mark.parametrize("mode", ["group", "tree"])
 def test_a_killed_worker_is_restarted_and_its_episodes_fail(pool, textworld, mode):
     tasks = textworld.tasks("train")
-    envs = worker_envs(pool, len(tasks))
+    envs = worker_envs(pool, [1.0] * len(tasks))
     old_pid = pool.pids()[0]
     policy = KillingPolicy(pool, at=4)
     if mode == "group":
