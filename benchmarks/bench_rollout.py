@@ -12,7 +12,9 @@ of each worker), which the machine's other load distorts far less: the busiest w
 time (imbalance), the workers' CPU time with 2 workers over that with 1 (above 1: the same work costs more CPU when
 two processes run side by side, which no scheduling recovers), and the ratio that the 2-worker iterations' CPU
 times allow, (trainer + both workers) / (trainer + busiest worker): the wall ratio on free cores if nothing but
-CPU time counted (imbalance within the rounds of an iteration lowers it further).
+CPU time counted (imbalance within the rounds of an iteration lowers it further). It also prints the median over
+the measured iterations of the same iteration's time with 1 worker over that with 2: iteration k of a run does the
+same work in every setting, so this pairing takes the spread of work between iterations out of the ratio.
 
     python benchmarks/bench_rollout.py            # 8 games (4 per worker), iterations 2-4 of 4, 5 runs per setting
     python benchmarks/bench_rollout.py --games 16 # the paper's tasks per step (8 per worker), about 4 minutes
@@ -113,6 +115,10 @@ def main() -> int:
               f"{100 * statistics.median(shares[workers]):.2f}% of it; CPU: trainer {cpu[workers]:.3f} s"
               + (f", workers {total[workers]:.3f} s" if workers else "")
               + (f" (the busiest {100 * busiest:.1f}%)" if workers == 2 else ""))
+    # Iteration k of repeat r does the same work in every setting (same seed): compared pair by pair, the spread
+    # of work between iterations leaves the ratio.
+    paired = statistics.median(one / two for one, two in zip(times[1], times[2]))
+    print(f"  the same iteration with 1 worker over with 2 workers: median {paired:.2f}x of {len(times[2])} pairs")
     side_by_side = total[2] / total[1]
     # Within each 2-worker iteration: the same work done by one process against the 2-worker critical path.
     bound = statistics.median((t + sum(w)) / (t + max(w)) for t, w in zip(trainer_cpu[2], workers_cpu[2]))
@@ -127,6 +133,7 @@ def main() -> int:
     bench.measure("busiest worker's share of the CPU time, 2 workers", busiest)
     bench.measure("workers' CPU time, 2 workers over 1", side_by_side)
     bench.measure("CPU-time bound on the 2 vs 1 worker ratio", bound)
+    bench.measure("2 vs 1 worker ratio, median over the same iterations", paired)
     # Wall time, not CPU time: the point of workers is that two processes step at once.
     bench.goal("ALFWorld iteration, 2 workers vs 1 worker", median[1] / median[2], GOAL,
                detail="wall time, medians; needs two free cores")

@@ -5,7 +5,9 @@
 keeps every snapshot it takes and the proxy hands out a :class:`SnapshotHandle` (worker, incarnation, id), which is
 what rollout nodes hold and what ``restore`` takes back. Restoring, the tree search's way of branching, thus costs
 one small message, whatever the environment's state size. :meth:`EnvWorkerPool.release` drops the snapshots of an
-iteration once the rollout is over.
+iteration once the rollout is over. :func:`worker_envs` deals a batch's tasks to the workers by each task's estimated
+step cost (:meth:`~spo3.envs.base.TextEnv.step_cost`), so that every round of the rollout, which waits for its
+slowest worker, gives each worker about the same work.
 
 Requests are pipelined and batched: :meth:`WorkerEnv.begin_transition` queues "restore, step, snapshot" and returns
 at once; :meth:`WorkerEnv.flush` (or the first wait for an answer) sends each worker its queued requests as one

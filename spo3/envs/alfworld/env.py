@@ -221,6 +221,12 @@ def _read_game_file(path: Path) -> dict[str, Any]:
     return data
 
 
+def _game_data(path: Path) -> Mapping[str, Any]:
+    """The game file's content: the loaded game's if the process has it, else read from the file."""
+    cached = _GAMES.get(str(path.resolve()))
+    return cached.data if cached is not None else _read_game_file(path)
+
+
 _RECEPTACLE = re.compile(r"^\s*[A-Za-z]\S* - receptacle\s*$", re.MULTILINE)
 """A receptacle's declaration among the PDDL problem's objects."""
 
@@ -228,9 +234,8 @@ _RECEPTACLE = re.compile(r"^\s*[A-Za-z]\S* - receptacle\s*$", re.MULTILINE)
 @functools.lru_cache(maxsize=8192)
 def _step_cost(path: str) -> float:
     """:meth:`AlfworldEnv.step_cost` of the game file at ``path``."""
-    cached = _GAMES.get(str(Path(path).resolve()))
     try:
-        problem = (cached.data if cached is not None else _read_game_file(Path(path)))["pddl_problem"]
+        problem = _game_data(Path(path))["pddl_problem"]
     except AlfworldDataError:
         return 1.0
     return max(len(_RECEPTACLE.findall(problem)), 1) ** 1.5
@@ -507,9 +512,7 @@ class AlfworldEnv(TextEnv):
 
     def walkthrough(self, task_id: str) -> list[str] | None:
         """The expert command list stored in the game file (every shipped game has one)."""
-        path = self._game_path(task_id)
-        cached = _GAMES.get(str(path.resolve()))
-        walkthrough = (cached.data if cached is not None else _read_game_file(path)).get("walkthrough")
+        walkthrough = _game_data(self._game_path(task_id)).get("walkthrough")
         return list(walkthrough) if walkthrough is not None else None
 
     def step_cost(self, task_id: str) -> float:
