@@ -24,21 +24,18 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import random
 import resource
 import statistics
 import sys
 from pathlib import Path
 
-from common import Bench, add_arguments, cpu_time
+from common import Bench, add_arguments, alfworld_data, cpu_time
 
 from spo3.envs.alfworld import TASK_TYPES, AlfworldEnv, clear_game_cache, task_type_of
-from spo3.envs.alfworld.data import install_alfworld
 from spo3.envs.alfworld.upstream import record_of, upstream_env, upstream_reset, upstream_step
 from spo3.envs.experts import random_prefix
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ROOT = "json_2.1.1/valid_unseen/"
 GAMES = [  # one per task type; bedroom, bathroom and kitchen scenes
     ROOT + "look_at_obj_in_light-AlarmClock-None-DeskLamp-308/trial_T20190908_222917_366542/game.tw-pddl",
@@ -112,14 +109,9 @@ def main() -> int:
     games = GAMES[:1] if args.smoke else GAMES
     n_cold, n_warm, n_replay, n_restore = (1, 20, 2, 200) if args.smoke else (3, 200, 5, 2000)
 
-    source = Path(os.environ.get("SPO3_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")) / "alfworld"
-    if not source.is_dir():
-        print(f"ALFWorld archives not found at {source}: set SPO3_SHARED_DATA (see ../shared/data/alfworld/"
-              "PROVENANCE.md). Nothing measured.")
-        in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        return 0 if args.smoke and not in_ci else 1
-    data_dir = REPO_ROOT / ".cache" / "alfworld"
-    install_alfworld(source, data_dir, splits=["valid_unseen"])
+    data_dir = alfworld_data(["valid_unseen"], args.smoke)
+    if isinstance(data_dir, int):
+        return data_dir
     env = AlfworldEnv(data_dir)
     env.reset(games[0])  # starts the shared engine (imports, planner library), which no cold reset should count
 

@@ -31,21 +31,18 @@ installed into ``.cache/alfworld``. Without them the smoke run prints why and ex
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from common import Bench, add_arguments, machine_load
+from common import Bench, add_arguments, alfworld_data, machine_load
 
 from spo3.config import load_config
-from spo3.envs.alfworld.data import install_alfworld
 from spo3.metrics import read_metrics
 from spo3.training.builders import build_env, task_list
 from spo3.training.loop import train
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 GOAL = 1.6
 
 
@@ -65,13 +62,9 @@ def main() -> int:
     games, steps, iterations, repeats = (2, 6, 1, 1) if args.smoke else (args.games, 40, 4, 5)
     measured = 1 if args.smoke else 2  # from here on: the first iteration of a run also pays the fresh workers' first steps
 
-    source = Path(os.environ.get("SPO3_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")) / "alfworld"
-    if not source.is_dir():
-        print(f"ALFWorld archives not found at {source}: set SPO3_SHARED_DATA. Nothing measured.")
-        in_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        return 0 if args.smoke and not in_ci else 1
-    data_dir = REPO_ROOT / ".cache" / "alfworld"
-    install_alfworld(source, data_dir, splits=["valid_unseen"])
+    data_dir = alfworld_data(["valid_unseen"], args.smoke)
+    if isinstance(data_dir, int):
+        return data_dir
 
     out = Path(tempfile.mkdtemp(prefix="spo3-bench-rollout-"))
     overrides = [

@@ -19,9 +19,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+REPO_ROOT = Path(__file__).resolve().parents[1]
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 FORMAT_VERSION = 1
 
 cpu_time = time.process_time
@@ -34,6 +35,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (seconds), for the test suite")
     parser.add_argument("--json", type=Path, default=None,
                         help="write the JSON result here (default: benchmarks/results/<name>.json, none with --smoke)")
+
+
+def alfworld_data(splits: Sequence[str], smoke: bool) -> Path | int:
+    """The ALFWorld data root with ``splits`` installed into ``.cache/alfworld`` from ``$SPO3_SHARED_DATA/alfworld``
+    (default ``../shared/data/alfworld`` beside the checkout); without those archives, after printing why, the
+    benchmark's exit status: 0 for a smoke run outside CI (the test suite runs without the data too), else 1."""
+    source = Path(os.environ.get("SPO3_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")) / "alfworld"
+    if not source.is_dir():
+        print(f"ALFWorld archives not found at {source}: set SPO3_SHARED_DATA (see ../shared/data/alfworld/"
+              "PROVENANCE.md). Nothing measured.")
+        return 0 if smoke and os.environ.get("CI", "").lower() not in ("1", "true", "yes") else 1
+    from spo3.envs.alfworld.data import install_alfworld  # spo3 only where a benchmark needs it
+
+    data_dir = REPO_ROOT / ".cache" / "alfworld"
+    install_alfworld(source, data_dir, splits=list(splits))
+    return data_dir
 
 
 def machine_load() -> dict[str, Any]:

@@ -518,10 +518,9 @@ class AlfworldEnv(TextEnv):
     def step_cost(self, task_id: str) -> float:
         """The number of receptacles in the game's scene, to the power 1.5. A step's cost is mostly the grammar
         deriving the feedback and the admissible commands, which grow with the receptacles: over 48 random train
-        games (3 episodes of 10 random steps each from the reset state; median CPU time per step 0.9-11 ms), the
-        time per step went as receptacles^1.44 (correlation of the logarithms 0.97; with the exponent 1.5, a median
-        error of 9%). Read from the game file once per process; a missing or unreadable game costs 1.0 here (its reset
-        reports the problem)."""
+        games (8-52 receptacles, median CPU time per step 0.8-13 ms), the time per step goes as receptacles^1.43
+        (correlation of the logarithms 0.95; ``benchmarks/bench_step_cost.py``). Read from the game file once per
+        process; a missing or unreadable game costs 1.0 here (its reset reports the problem)."""
         try:
             return _step_cost(str(self._game_path(task_id)))
         except EnvError:  # a bad id or a missing game: the reset fails with the message
