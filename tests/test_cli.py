@@ -50,6 +50,9 @@ def test_train_small_textworld_config_then_eval(algo, tmp_path, capsys):
     assert "success" in out and "95% CI" in out
     report = json.loads(next(run.glob("eval-train-iter_*.json")).read_text())
     assert report["episodes"] == 4 and len(report["per_episode"]) == 4
+    # in environment workers: the same report
+    assert main(["eval", str(run), "env.workers=2", "--episodes", "4", "--out", str(tmp_path / "workers.json")]) == 0
+    assert json.loads((tmp_path / "workers.json").read_text())["per_episode"] == report["per_episode"]
     # resume from the run directory: two more iterations
     assert main(["train", "--resume", str(run), "iterations=4"]) == 0
     assert [r["iteration"] for r in read_metrics(run)][-1] == 4

@@ -190,10 +190,10 @@ class EnvConfig:
     in native code past twice the bound ends the process, which --resume continues)."""
     workers: int = 0
     """Environment worker processes. 0: environments step in the trainer's process. N >= 1: they run in N
-    subprocesses (snapshots stay in the worker that made them, addressed by handle), every step of a batch is
-    sent at once, and each batch is generated in two halves so that the first half's environment steps run while
-    the second half is generated. A worker that dies is restarted; the episodes it held end as failures
-    (``env_failures`` in the metrics)."""
+    subprocesses (snapshots stay in the worker that made them, addressed by handle; a batch's tasks are dealt by
+    estimated step cost), for training and evaluation alike; every step of a batch is sent at once, and each batch
+    is generated in two halves so that the first half's environment steps run while the second half is generated.
+    A worker that dies is restarted; the episodes it held end as failures (``env_failures`` in the metrics)."""
     textworld: TextWorldConfig = field(default_factory=TextWorldConfig)
     """Settings for name=textworld."""
     alfworld: AlfworldConfig = field(default_factory=AlfworldConfig)

@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from spo3.envs.base import TextEnv
+from spo3.envs.workers import EnvWorkerPool, worker_envs
 from spo3.policies.base import Policy
 from spo3.metrics import wilson_interval
 from spo3.rollout.group import group_rollout
@@ -59,24 +60,30 @@ def evaluate(
     seed: int = 0,
     scope: Scope = "global",
     history_length: int = 2,
+    pool: EnvWorkerPool | None = None,
 ) -> EvalReport:
     """Play ``episodes`` episodes (cycling through ``tasks``) with ``policy`` and report success.
 
     All episodes run in lockstep, one batched policy call per step, on one environment instance (each step
-    restores its episode's snapshot).
+    restores its episode's snapshot), or in the workers of ``pool`` (``env.workers``), the episodes dealt by
+    :meth:`~spo3.envs.base.TextEnv.step_cost` as in training; the pool's snapshots are dropped afterwards. In
+    workers the report is the same for a softmax (tabular, linear) policy; a language model draws one engine seed
+    per half-batch, so its samples differ (:meth:`spo3.rollout.common.Stepper.expand`).
     """
     if not tasks:
         raise ValueError("evaluate: no tasks to evaluate on")
     plan = [tasks[i % len(tasks)] for i in range(episodes)]
+    envs = worker_envs(pool, [env.step_cost(task) for task in plan]) if pool is not None else [env] * len(plan)
     saved = policy.rng_state()
     policy.reseed(seed)
     try:
         result = group_rollout(
-            [env] * len(plan), plan, policy, group_size=1, temperature=temperature, scope=scope,
-            history_length=history_length,
+            envs, plan, policy, group_size=1, temperature=temperature, scope=scope, history_length=history_length,
         )
     finally:
         policy.set_rng_state(saved)
+        if pool is not None:
+            pool.release()
     trajectories = result.trajectories
     wins = sum(t.won for t in trajectories)
     lo, hi = wilson_interval(wins, len(trajectories))
@@ -139,7 +146,7 @@ def evaluate_run(
     """
     from spo3.config import load_config
     from spo3.envs.guard import GuardedEnv
-    from spo3.training.builders import build_env, build_policy, env_corpus, eval_tasks, task_list
+    from spo3.training.builders import build_env, build_policy, env_corpus, eval_tasks, open_env_workers, task_list
     from spo3.training.checkpoint import latest_checkpoint, load_checkpoint
 
     target = Path(run)
@@ -154,13 +161,18 @@ def evaluate_run(
     split = split or cfg.env.eval_split
     tasks = eval_tasks(env, cfg, split)
     corpus = env_corpus(env, task_list(env, cfg.env, cfg.env.train_split, cfg.seed)) if cfg.policy.kind == "hf" else ()
-    policy = build_policy(cfg.policy, cfg.seed, corpus)
-    load_checkpoint(checkpoint, policy, None)
-    temperature = cfg.eval.temperature if temperature is None else temperature
-    report = evaluate(
-        policy, env, tasks, episodes or len(tasks), temperature=temperature, seed=seed, scope=cfg.algo.state_scope,
-        history_length=cfg.env.history_length,
-    )
+    pool = open_env_workers(cfg.env, env)  # forked before the policy exists, as in training
+    try:
+        policy = build_policy(cfg.policy, cfg.seed, corpus)
+        load_checkpoint(checkpoint, policy, None)
+        temperature = cfg.eval.temperature if temperature is None else temperature
+        report = evaluate(
+            policy, env, tasks, episodes or len(tasks), temperature=temperature, seed=seed, scope=cfg.algo.state_scope,
+            history_length=cfg.env.history_length, pool=pool,
+        )
+    finally:
+        if pool is not None:
+            pool.close()
     record = {
         "checkpoint": str(checkpoint), "env": cfg.env.name, "split": split, "temperature": temperature, "seed": seed,
         **({"catalogue": env.inner.catalogue} if hasattr(env.inner, "catalogue") else {}), **report.to_dict(True),

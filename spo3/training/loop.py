@@ -372,6 +372,7 @@ def _train(
                 reports[split] = evaluate(
                     policy, env, tasks, eval_episodes(cfg, tasks), temperature=cfg.eval.temperature,
                     seed=cfg.seed + 10_000 + iteration, scope=cfg.algo.state_scope, history_length=cfg.env.history_length,
+                    pool=pool,
                 ).to_dict()
         seconds = time.perf_counter() - t0
         counters.eval_time += seconds

@@ -19,6 +19,7 @@ from spo3.rollout.group import group_rollout
 from spo3.rollout.tree import TreeSearch, TreeSettings
 from spo3.state.store import StateStore
 from spo3.training.builders import build_env
+from spo3.training.evaluate import evaluate
 from spo3.training.loop import train
 from tests.fakes import GraphEnv
 
@@ -196,8 +197,8 @@ def test_training_with_workers_matches_in_process(tmp_path):
         ])
         return [r for r in read_metrics(train(cfg)) if r["iteration"] > 0]
 
-    def same(record):  # what must not depend on where the environments run
-        return {k: v for k, v in record.items() if k not in ("time", "eval", "policy_calls")}
+    def same(record):  # what must not depend on where the environments run (evaluation included)
+        return {k: v for k, v in record.items() if k not in ("time", "policy_calls")}
 
     local, remote = run("local"), run("workers", "env.workers=2")
     assert [same(r) for r in local] == [same(r) for r in remote]
@@ -205,6 +206,14 @@ def test_training_with_workers_matches_in_process(tmp_path):
     assert all(len(r["time"]["env_workers_cpu"]) == 2 and min(r["time"]["env_workers_cpu"]) > 0 for r in remote)
     assert all(r["time"]["cpu"] > 0 for r in local + remote) and all("env_workers_cpu" not in r["time"] for r in local)
     assert all(w["policy_calls"] > s["policy_calls"] for s, w in zip(local, remote))  # generation split to overlap
+
+
+def test_evaluation_in_workers_equals_evaluation_in_process(pool, textworld):
+    tasks, policy = textworld.tasks("train"), TabularPolicy(seed=0)
+    local = evaluate(policy, textworld, tasks, 6, seed=3)
+    remote = evaluate(policy, textworld, tasks, 6, seed=3, pool=pool)
+    assert remote.to_dict(with_episodes=True) == local.to_dict(with_episodes=True)
+    assert min(pool.worker_cpu) > 0  # both workers played episodes (and released their snapshots)
 
 
 class NativeHang(GraphEnv):
