@@ -38,7 +38,7 @@ from typing import Any, Callable, Sequence
 
 from spo3.envs.base import EnvError, Observation, TextEnv, Transition
 
-__all__ = ["EnvWorkerPool", "SnapshotHandle", "WorkerDied", "WorkerEnv", "worker_envs"]
+__all__ = ["EnvWorkerPool", "SnapshotHandle", "WorkerDied", "WorkerEnv", "batch_envs", "worker_envs"]
 
 
 class WorkerDied(EnvError):
@@ -311,3 +311,11 @@ def worker_envs(pool: EnvWorkerPool, costs: Sequence[float]) -> list[WorkerEnv]:
         load[worker] += costs[task]
         envs[task] = pool.envs[worker]
     return envs
+
+
+def batch_envs(env: TextEnv, tasks: Sequence[str], pool: EnvWorkerPool | None) -> list[TextEnv]:
+    """The environment of each task of a batch: ``env`` itself, or with ``pool`` (``env.workers``) a worker's, the
+    tasks dealt by ``env``'s step costs (:func:`worker_envs`)."""
+    if pool is None:
+        return [env] * len(tasks)
+    return list(worker_envs(pool, [env.step_cost(task) for task in tasks]))

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from spo3.envs.base import TextEnv
-from spo3.envs.workers import EnvWorkerPool, worker_envs
+from spo3.envs.workers import EnvWorkerPool, batch_envs
 from spo3.policies.base import Policy
 from spo3.metrics import wilson_interval
 from spo3.rollout.group import group_rollout
@@ -73,7 +73,7 @@ def evaluate(
     if not tasks:
         raise ValueError("evaluate: no tasks to evaluate on")
     plan = [tasks[i % len(tasks)] for i in range(episodes)]
-    envs = worker_envs(pool, [env.step_cost(task) for task in plan]) if pool is not None else [env] * len(plan)
+    envs = batch_envs(env, plan, pool)
     saved = policy.rng_state()
     policy.reseed(seed)
     try:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import yaml
 
-from spo3.envs.workers import worker_envs
+from spo3.envs.workers import batch_envs
 from spo3.training.builders import (
     build_env, build_policy, env_corpus, eval_episodes, eval_splits, eval_tasks, open_env_workers, task_list,
 )
@@ -404,7 +404,7 @@ def _train(
         snapshot = dist.broadcast(store.snapshot() if dist.is_main else None)  # rank 0 owns the store
 
         # rollout -> rewards -> advantages -> update (3SPO scores against a frozen store snapshot)
-        envs = worker_envs(pool, [env.step_cost(task) for task in tasks]) if pool is not None else [env] * len(tasks)
+        envs = batch_envs(env, tasks, pool)
         result, updates = _rollout_and_update(cfg, envs, tasks, policy, optimizer, snapshot, streams, dist, offset)
         if pool is not None:
             pool.release()
