@@ -32,9 +32,9 @@ import numpy as np
 from common import Bench, add_arguments, alfworld_data, cpu_time
 
 from spo3.envs.alfworld import AlfworldEnv
+from spo3.envs.alfworld.env import STEP_COST_EXPONENT
 
 GOAL = 0.9
-EXPONENT = 1.5  # AlfworldEnv.step_cost: receptacles ** 1.5
 
 
 def step_seconds(env: AlfworldEnv, task_id: str, episodes: int, steps: int, rng: random.Random) -> float:
@@ -70,7 +70,7 @@ def main() -> int:
     rng = random.Random(1)
     estimate = np.array([env.step_cost(task) for task in tasks])
     measured = np.array([step_seconds(env, task, episodes, steps, rng) for task in tasks])
-    receptacles = estimate ** (1 / EXPONENT)
+    receptacles = estimate ** (1 / STEP_COST_EXPONENT)
     log_estimate, log_measured = np.log(estimate), np.log(measured)
     correlation = float(np.corrcoef(log_estimate, log_measured)[0, 1]) if len(set(estimate)) > 1 else math.nan
     fitted = float(np.polyfit(np.log(receptacles), log_measured, 1)[0]) if len(set(estimate)) > 1 else math.nan
@@ -80,8 +80,8 @@ def main() -> int:
     print(f"{games} {split} games, {episodes} episode(s) of up to {steps} random steps each from the reset state:")
     print(f"  receptacles {receptacles.min():.0f}-{receptacles.max():.0f}, CPU ms per step (median per game) "
           f"{1e3 * measured.min():.2f}-{1e3 * measured.max():.2f}")
-    print(f"  best-fitting exponent of the receptacle count: {fitted:.2f} (step_cost uses {EXPONENT}); median error "
-          f"of the scaled estimate {100 * error:.0f}%")
+    print(f"  best-fitting exponent of the receptacle count: {fitted:.2f} (step_cost uses {STEP_COST_EXPONENT}); "
+          f"median error of the scaled estimate {100 * error:.0f}%")
     bench.measure("games", games)
     bench.measure("best-fitting exponent of the receptacle count", fitted)
     bench.measure("median relative error of the scaled estimate", error)

@@ -313,9 +313,9 @@ def worker_envs(pool: EnvWorkerPool, costs: Sequence[float]) -> list[WorkerEnv]:
     return envs
 
 
-def batch_envs(env: TextEnv, tasks: Sequence[str], pool: EnvWorkerPool | None) -> list[TextEnv]:
+def batch_envs(env: TextEnv, tasks: Sequence[str], pool: EnvWorkerPool | None) -> Sequence[TextEnv]:
     """The environment of each task of a batch: ``env`` itself, or with ``pool`` (``env.workers``) a worker's, the
     tasks dealt by ``env``'s step costs (:func:`worker_envs`)."""
     if pool is None:
         return [env] * len(tasks)
-    return list(worker_envs(pool, [env.step_cost(task) for task in tasks]))
+    return worker_envs(pool, [env.step_cost(task) for task in tasks])

@@ -19,10 +19,11 @@ from spo3.envs.base import TextEnv
 from spo3.envs.workers import EnvWorkerPool, batch_envs
 from spo3.policies.base import Policy
 from spo3.metrics import wilson_interval
+from spo3.rollout.common import Trajectory
 from spo3.rollout.group import group_rollout
 from spo3.state.keys import Scope
 
-__all__ = ["EvalReport", "evaluate", "evaluate_run"]
+__all__ = ["EvalReport", "evaluate", "evaluate_run", "mean_task_score"]
 
 
 @dataclass
@@ -48,6 +49,13 @@ class EvalReport:
         if not with_episodes:
             d.pop("per_episode")
         return d
+
+
+def mean_task_score(trajectories: Sequence[Trajectory]) -> float | None:
+    """The mean task score of the trajectories where the environment reports one (WebShop: the purchase's score in
+    [0, 1], 0 when nothing was bought; the paper's WebShop score is 100x this), else None."""
+    scores = [t.score for t in trajectories if t.score is not None]
+    return float(np.mean(scores)) if scores else None
 
 
 def evaluate(
@@ -87,20 +95,18 @@ def evaluate(
     trajectories = result.trajectories
     wins = sum(t.won for t in trajectories)
     lo, hi = wilson_interval(wins, len(trajectories))
-    by_type: dict[str, list[bool]] = defaultdict(list)
-    scores_by_type: dict[str, list[float]] = defaultdict(list)
+    by_type: dict[str, list[Trajectory]] = defaultdict(list)
     for t in trajectories:
-        by_type[t.task_type].append(t.won)
-        if t.score is not None:
-            scores_by_type[t.task_type].append(t.score)
+        by_type[t.task_type].append(t)
     per_type = {}
-    for task_type, won in sorted(by_type.items()):
-        tlo, thi = wilson_interval(sum(won), len(won))
+    for task_type, group in sorted(by_type.items()):
+        won = sum(t.won for t in group)
+        tlo, thi = wilson_interval(won, len(group))
+        score = mean_task_score(group)
         per_type[task_type] = {
-            "episodes": len(won), "successes": sum(won), "success_rate": sum(won) / len(won), "ci_low": tlo, "ci_high": thi,
-            **({"mean_score": float(np.mean(scores_by_type[task_type]))} if scores_by_type[task_type] else {}),
+            "episodes": len(group), "successes": won, "success_rate": won / len(group), "ci_low": tlo, "ci_high": thi,
+            **({"mean_score": score} if score is not None else {}),
         }
-    scores = [t.score for t in trajectories if t.score is not None]
     return EvalReport(
         episodes=len(trajectories),
         successes=wins,
@@ -109,7 +115,7 @@ def evaluate(
         ci_high=hi,
         mean_length=float(np.mean([t.length for t in trajectories])),
         per_type=per_type,
-        mean_score=float(np.mean(scores)) if scores else None,
+        mean_score=mean_task_score(trajectories),
         per_episode=[
             {"task_id": t.task_id, "task_type": t.task_type, "won": t.won, "length": t.length, "score": t.score}
             for t in trajectories

@@ -41,7 +41,7 @@ from spo3.config.loading import to_dict
 from spo3.training.credit import assign_advantages, loss_rows
 from spo3.envs.base import TextEnv
 from spo3.envs.guard import GuardedEnv
-from spo3.training.evaluate import evaluate
+from spo3.training.evaluate import evaluate, mean_task_score
 from spo3.metrics import MetricsLogger
 from spo3.rollout.common import RolloutResult, StepSample, TaskStream
 from spo3.rollout.group import group_rollout
@@ -140,13 +140,6 @@ def _sample_counts(cfg: TrainConfig, samples: list[StepSample]) -> tuple[int, in
     return len(samples), sum(1 for c in n_sibling.values() if c > 1) if cfg.algo.name == "3spo" else 0
 
 
-def _task_score(trajectories: Sequence[Any]) -> dict[str, float]:
-    """``{"task_score": mean}`` of the finished trajectories' task scores where the environment reports one (WebShop:
-    the purchase's score in [0, 1], 0 when nothing was bought; the paper's WebShop score is 100x this), else ``{}``."""
-    scores = [t.score for t in trajectories if t.score is not None]
-    return {"task_score": float(np.mean(scores))} if scores else {}
-
-
 def _iteration_metrics(
     cfg: TrainConfig, iteration: int, result: RolloutResult, sample_counts: tuple[int, int], store: StateStore,
     updates: _UpdateLog, counters: Counters, wall: float, env_label: dict[str, Any],
@@ -178,7 +171,7 @@ def _iteration_metrics(
         **env_label,
         "success_rate": float(np.mean([t.won for t in trajs])) if trajs else 0.0,
         "success_by_type": {k: float(np.mean(v)) for k, v in sorted(by_type.items())},
-        **_task_score(trajs),
+        **({"task_score": score} if (score := mean_task_score(trajs)) is not None else {}),
         "episode_length": float(np.mean([t.length for t in trajs])) if trajs else 0.0,
         "finished_trajectories": len(trajs),
         "env_steps": stats.env_steps,

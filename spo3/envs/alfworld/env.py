@@ -81,6 +81,7 @@ __all__ = [
     "AlfworldEnv",
     "AlfworldSnapshot",
     "DEFAULT_GAME_CACHE_SIZE",
+    "STEP_COST_EXPONENT",
     "TASK_TYPES",
     "clear_game_cache",
     "set_game_cache_size",
@@ -227,6 +228,9 @@ def _game_data(path: Path) -> Mapping[str, Any]:
     return cached.data if cached is not None else _read_game_file(path)
 
 
+STEP_COST_EXPONENT = 1.5
+""":meth:`AlfworldEnv.step_cost` = receptacles ** this (``benchmarks/bench_step_cost.py`` fits it)."""
+
 _RECEPTACLE = re.compile(r"^\s*[A-Za-z]\S* - receptacle\s*$", re.MULTILINE)
 """A receptacle's declaration among the PDDL problem's objects."""
 
@@ -238,7 +242,7 @@ def _step_cost(path: str) -> float:
         problem = _game_data(Path(path))["pddl_problem"]
     except AlfworldDataError:
         return 1.0
-    return max(len(_RECEPTACLE.findall(problem)), 1) ** 1.5
+    return max(len(_RECEPTACLE.findall(problem)), 1) ** STEP_COST_EXPONENT
 
 
 def _extract_task(feedback: str, path: str) -> str:
